@@ -1,0 +1,128 @@
+"""Business impact of an outage, from documented parameters.
+
+The formula, evaluated every window while an incident is open, with ``share``
+the fraction of users who cannot complete their worst-hit journey:
+
+    users_affected      = share × peak_concurrent × diurnal(t)
+    user_base_affected  = share × users_total
+    revenue_usd_per_min = share × (premium × subscription_usd_per_premium_user_hour
+                                   + free × ad_impressions_per_free_user_hour × ad_cpm_usd / 1000) / 60
+    revenue_usd_total   = Σ revenue_usd_per_min × minutes
+    sla_credits_usd     = Σ share × premium × credit_usd_per_premium_user_hour × hours
+
+Which parameter values reproduce which published figure is in docs/impact.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from models.severity import SeverityPolicy
+
+FORMULA = (
+    "revenue/min = share × (premium × sub_usd_per_user_h + free × ad_imp_per_user_h × CPM/1000)"
+    " / 60; users = share × peak_concurrent × diurnal(t); credits = Σ share × premium ×"
+    " credit_usd_per_user_h × hours"
+)
+
+
+def diurnal(t: ArrayLike, peak_hour_utc: float, trough_ratio: float) -> Any:
+    """Share of the daily peak that is active at event time ``t`` (a cosine day);
+    ``t`` may be a number or an array of them.
+
+    >>> float(diurnal(19 * 3600, 19.0, 0.5)), float(diurnal(7 * 3600, 19.0, 0.5))
+    (1.0, 0.5)
+    """
+    hour = (np.asarray(t) % 86_400) / 3600
+    phase = np.cos(2 * np.pi * (hour - peak_hour_utc) / 24)
+    return trough_ratio + (1 - trough_ratio) * (1 + phase) / 2
+
+
+@dataclass(frozen=True)
+class Business:
+    users_total: float
+    peak_concurrent: float
+    premium: float
+    free: float
+    peak_hour_utc: float
+    trough_ratio: float
+    subscription_usd_per_premium_user_hour: float
+    ad_cpm_usd: float
+    ad_impressions_per_free_user_hour: float
+    availability_target: float
+    credit_usd_per_premium_user_hour: float
+    severity: SeverityPolicy
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Business:
+        users, traffic, revenue, sla = d["users"], d["traffic"], d["revenue"], d["sla"]
+        return cls(
+            users_total=users["total"],
+            peak_concurrent=users["peak_concurrent"],
+            premium=users["premium"],
+            free=users["free"],
+            peak_hour_utc=traffic["peak_hour_utc"],
+            trough_ratio=traffic["trough_ratio"],
+            subscription_usd_per_premium_user_hour=revenue["subscription_usd_per_premium_user_hour"],
+            ad_cpm_usd=revenue["ad_cpm_usd"],
+            ad_impressions_per_free_user_hour=revenue["ad_impressions_per_free_user_hour"],
+            availability_target=sla["availability_target"],
+            credit_usd_per_premium_user_hour=sla["credit_usd_per_premium_user_hour"],
+            severity=SeverityPolicy(**d["severity"]),
+        )
+
+    def concurrent(self, t: float) -> float:
+        return self.peak_concurrent * float(diurnal(t, self.peak_hour_utc, self.trough_ratio))
+
+    @property
+    def revenue_usd_per_min_at_full_outage(self) -> float:
+        subscription = self.premium * self.subscription_usd_per_premium_user_hour
+        ads = self.free * self.ad_impressions_per_free_user_hour * self.ad_cpm_usd / 1000
+        return (subscription + ads) / 60
+
+
+@dataclass(frozen=True, slots=True)
+class Impact:
+    share: float
+    users_affected: float
+    user_base_affected: float
+    revenue_usd_per_min: float
+    revenue_usd_total: float
+    sla_credits_usd: float
+    formula: str = FORMULA
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ImpactMeter:
+    """Integrates the running estimate over event time while an incident is open."""
+
+    def __init__(self, business: Business) -> None:
+        self.business = business
+        self._revenue = 0.0
+        self._credits = 0.0
+        self._last: tuple[float, float] | None = None  # (time, share) of the previous window
+
+    def update(self, at: float, share: float) -> Impact:
+        b = self.business
+        if self._last is not None:
+            then, prev_share = self._last
+            minutes = max(0.0, at - then) / 60
+            self._revenue += prev_share * b.revenue_usd_per_min_at_full_outage * minutes
+            self._credits += (
+                prev_share * b.premium * b.credit_usd_per_premium_user_hour * minutes / 60
+            )
+        self._last = (at, share)
+        return Impact(
+            share=round(share, 4),
+            users_affected=round(share * b.concurrent(at)),
+            user_base_affected=round(share * b.users_total),
+            revenue_usd_per_min=round(share * b.revenue_usd_per_min_at_full_outage, 2),
+            revenue_usd_total=round(self._revenue, 2),
+            sla_credits_usd=round(self._credits, 2),
+        )
