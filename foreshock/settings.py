@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +30,6 @@ class Settings(BaseSettings):
         return Business.from_dict(_read(self.business))
 
 
-def _read(path: Path) -> dict:  # type: ignore[type-arg]
+def _read(path: Path) -> dict[str, Any]:
     with path.open("rb") as f:
         return tomllib.load(f)

@@ -6,7 +6,7 @@ the fraction of users who cannot complete their worst-hit journey:
     users_affected      = share × peak_concurrent × diurnal(t)
     user_base_affected  = share × users_total
     revenue_usd_per_min = share × (premium × subscription_usd_per_premium_user_hour
-                                   + free × ad_impressions_per_free_user_hour × ad_cpm_usd / 1000) / 60
+                           + free × ad_impressions_per_free_user_hour × ad_cpm_usd / 1000) / 60
     revenue_usd_total   = Σ revenue_usd_per_min × minutes
     sla_credits_usd     = Σ share × premium × credit_usd_per_premium_user_hour × hours
 
@@ -67,7 +67,9 @@ class Business:
             free=users["free"],
             peak_hour_utc=traffic["peak_hour_utc"],
             trough_ratio=traffic["trough_ratio"],
-            subscription_usd_per_premium_user_hour=revenue["subscription_usd_per_premium_user_hour"],
+            subscription_usd_per_premium_user_hour=revenue[
+                "subscription_usd_per_premium_user_hour"
+            ],
             ad_cpm_usd=revenue["ad_cpm_usd"],
             ad_impressions_per_free_user_hour=revenue["ad_impressions_per_free_user_hour"],
             availability_target=sla["availability_target"],
@@ -93,6 +95,8 @@ class Impact:
     revenue_usd_per_min: float
     revenue_usd_total: float
     sla_credits_usd: float
+    peak_share: float
+    peak_users_affected: float
     formula: str = FORMULA
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,6 +111,7 @@ class ImpactMeter:
         self._revenue = 0.0
         self._credits = 0.0
         self._last: tuple[float, float] | None = None  # (time, share) of the previous window
+        self._peak = (0.0, 0.0)  # (share, users) at the worst moment
 
     def update(self, at: float, share: float) -> Impact:
         b = self.business
@@ -118,11 +123,15 @@ class ImpactMeter:
                 prev_share * b.premium * b.credit_usd_per_premium_user_hour * minutes / 60
             )
         self._last = (at, share)
+        users = share * b.concurrent(at)
+        self._peak = max(self._peak, (share, users))
         return Impact(
             share=round(share, 4),
-            users_affected=round(share * b.concurrent(at)),
+            users_affected=round(users),
             user_base_affected=round(share * b.users_total),
             revenue_usd_per_min=round(share * b.revenue_usd_per_min_at_full_outage, 2),
             revenue_usd_total=round(self._revenue, 2),
             sla_credits_usd=round(self._credits, 2),
+            peak_share=round(self._peak[0], 4),
+            peak_users_affected=round(self._peak[1]),
         )

@@ -49,8 +49,12 @@ class Incident:
             "sev_reasons": self.sev_reasons,
             "root_cause": self.root_cause,
             "root_cause_candidates": [
-                {"node": s.node, "onset": s.onset, "explains": list(s.explains),
-                 "evidence": list(s.evidence)}
+                {
+                    "node": s.node,
+                    "onset": s.onset,
+                    "explains": list(s.explains),
+                    "evidence": list(s.evidence),
+                }
                 for s in self.suspects[:3]
             ],
             "blast_radius": self.blast_radius,
@@ -63,8 +67,9 @@ class Incident:
 
 @dataclass(frozen=True, slots=True)
 class IncidentEvent:
-    kind: str  # opened | escalated | root_cause | blast_radius | recovering | relapsed | resolved | reopened
+    kind: str  # opened escalated root_cause blast_radius recovering relapsed resolved reopened
     at: float
+    text: str
     incident: dict[str, Any]
 
 
@@ -85,7 +90,7 @@ class IncidentTracker:
     def _event(self, kind: str, at: float, text: str) -> IncidentEvent:
         assert self.current is not None
         self.current.timeline.append({"at": at, "kind": kind, "text": text})
-        return IncidentEvent(kind, at, self.current.to_dict())
+        return IncidentEvent(kind, at, text, self.current.to_dict())
 
     def step(
         self,
@@ -103,10 +108,14 @@ class IncidentTracker:
         if inc is None or inc.status == "resolved":
             if not paging:
                 return []
-            if inc is not None and inc.resolved_at is not None:
-                if at - inc.resolved_at <= self.reopen_within_s:
-                    inc.status, inc.resolved_at = "open", None
-                    return [self._event("reopened", at, "users hurt again")]
+            resolved_at = inc.resolved_at if inc is not None else None
+            if (
+                inc is not None
+                and resolved_at is not None
+                and at - resolved_at <= self.reopen_within_s
+            ):
+                inc.status, inc.resolved_at = "open", None
+                return [self._event("reopened", at, "users hurt again")]
             return [self._open(at, impact, suspects, blast)]
         events: list[IncidentEvent] = []
         inc.impact = self.meter.update(at, impact.share)
@@ -119,7 +128,9 @@ class IncidentTracker:
             if suspects[0].node != inc.root_cause:
                 inc.root_cause = suspects[0].node
                 inc.onset = min(inc.onset, suspects[0].onset)
-                events.append(self._event("root_cause", at, f"probable root cause {inc.root_cause}"))
+                events.append(
+                    self._event("root_cause", at, f"probable root cause {inc.root_cause}")
+                )
         grown = sorted(set(inc.blast_radius) | set(blast))
         if grown != inc.blast_radius:
             new = ", ".join(sorted(set(grown) - set(inc.blast_radius)))
@@ -160,4 +171,3 @@ class IncidentTracker:
         if root:
             text += f"; probable root cause {root.node}"
         return self._event("opened", at, text)
-

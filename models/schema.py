@@ -154,9 +154,7 @@ def encode(message: Telemetry) -> bytes:
     return orjson.dumps(message.to_wire())
 
 
-def decode(
-    raw: bytes, known_entity: Callable[[str], bool] | None = None
-) -> Telemetry | Rejection:
+def decode(raw: bytes, known_entity: Callable[[str], bool] | None = None) -> Telemetry | Rejection:
     """Parse and validate one message from the wire."""
     try:
         body = orjson.loads(raw)

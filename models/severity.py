@@ -31,7 +31,9 @@ class UserImpact:
         return max(self.journeys, key=self.journeys.__getitem__) if self.journeys else None
 
 
-def classify(impact: UserImpact, duration_s: float, policy: SeverityPolicy) -> tuple[int, list[str]]:
+def classify(
+    impact: UserImpact, duration_s: float, policy: SeverityPolicy
+) -> tuple[int, list[str]]:
     """The SEV and the reasons for it.
 
     >>> classify(UserImpact({"login": 0.9}, {"eu": 0.9, "us": 0.9}, 2), 60, SeverityPolicy())
@@ -43,7 +45,9 @@ def classify(impact: UserImpact, duration_s: float, policy: SeverityPolicy) -> t
     if impact.worst_journey is not None:
         reasons.append(f"{impact.worst_journey} failing for {share:.0%} of users")
     if impact.region_count:
-        reasons.append(f"{len(hit)} of {impact.region_count} regions at ≥{policy.sev2_affected:.0%}")
+        reasons.append(
+            f"{len(hit)} of {impact.region_count} regions at ≥{policy.sev2_affected:.0%}"
+        )
     region_share = len(hit) / impact.region_count if impact.region_count else 1.0
     if share >= policy.sev1_affected and region_share >= policy.sev1_region_share:
         sev = 1

@@ -26,6 +26,7 @@ outside them the entity runs on its baseline.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ def parse_time(text: str, day: datetime, anchor: float | None = None) -> float:
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
         return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
     parts = [float(p) for p in text.split(":")]
-    h, m_, s = (parts + [0.0, 0.0])[:3]
+    h, m_, s = ([*parts, 0.0, 0.0])[:3]
     return (day + timedelta(hours=h, minutes=m_, seconds=s)).timestamp()
 
 
@@ -155,7 +156,7 @@ class Scenario:
             if e.get("mode", "set") not in MODES:
                 raise ValueError(f"effect on {e['target']}: mode must be one of {MODES}")
             frames = tuple((parse_time(str(k), day, fault), float(v)) for k, v in e["keyframes"])
-            if any(b[0] < a[0] for a, b in zip(frames, frames[1:], strict=False)):
+            if any(b[0] < a[0] for a, b in itertools.pairwise(frames)):
                 raise ValueError(f"effect on {e['target']}/{e['param']}: keyframes out of order")
             effects.append(
                 Effect(
@@ -167,8 +168,17 @@ class Scenario:
                     jitter_s=float(e.get("jitter_s", 0.0)),
                 )
             )
-        known = {"name", "description", "start", "end", "truth", "effects", "resolution_s",
-                 "batch_s", "blips_per_hour"}
+        known = {
+            "name",
+            "description",
+            "start",
+            "end",
+            "truth",
+            "effects",
+            "resolution_s",
+            "batch_s",
+            "blips_per_hour",
+        }
         return cls(
             name=d["name"],
             description=d.get("description", ""),

@@ -195,7 +195,9 @@ class Simulator:
         n = len(t)
         if entity.family == "redis":
             return {
-                "memory_used_ratio": np.clip(p["memory_used_ratio"] + rng.normal(0, 0.002, n), 0, 1),
+                "memory_used_ratio": np.clip(
+                    p["memory_used_ratio"] + rng.normal(0, 0.002, n), 0, 1
+                ),
                 "latency_ms": p["latency_ms"] * rng.lognormal(0, 0.1, n),
                 "gc_pause_s": p["gc_pause_s"] * rng.lognormal(0, 0.2, n),
                 "evictions": rng.poisson(np.maximum(p["evictions"], 0)).astype(float),
@@ -232,7 +234,9 @@ class Simulator:
         outage = rng.random(len(when)) < np.repeat(np.clip(p["outage_share"], 0, 1), counts)
         pick = rng.integers(0, 1 << 30, len(when))
         texts = [
-            OUTAGE_MENTIONS[k % len(OUTAGE_MENTIONS)] if o else NORMAL_MENTIONS[k % len(NORMAL_MENTIONS)]
+            OUTAGE_MENTIONS[k % len(OUTAGE_MENTIONS)]
+            if o
+            else NORMAL_MENTIONS[k % len(NORMAL_MENTIONS)]
             for o, k in zip(outage.tolist(), pick.tolist(), strict=True)
         ]
         return when, when.tolist(), texts
@@ -246,26 +250,20 @@ class Simulator:
         while block_start < sc.end:
             block_end = min(block_start + BLOCK_S, sc.end)
             t = np.arange(block_start, block_end, res)
-            cut = list(range(0, len(t), per_batch))
-            columns: list[tuple[_Entity, object]] = []
-            for entity in self.entities:
-                if entity.family == "social":
-                    columns.append((entity, self._mentions(entity, t)))
-                else:
-                    drawn = self._draw(entity, t)
-                    columns.append((entity, {k: v.tolist() for k, v in drawn.items()}))
+            drawn = [
+                (e, {k: v.tolist() for k, v in self._draw(e, t).items()})
+                for e in self.entities
+                if e.family != "social"
+            ]
+            mentions = [(e, *self._mentions(e, t)) for e in self.entities if e.family == "social"]
             ts = t.tolist()
-            for i in cut:
+            for i in range(0, len(ts), per_batch):
                 j = i + per_batch
                 stamp = ts[min(j, len(ts)) - 1] + res  # a batch is cut after its last point
-                for entity, data in columns:
-                    if entity.family == "social":
-                        at, when, texts = data  # type: ignore[misc]
-                        lo, hi = np.searchsorted(at, (ts[i], stamp)).tolist()
-                        yield Telemetry(
-                            "social", entity.name, stamp, when[lo:hi], text=texts[lo:hi]
-                        )
-                    else:
-                        metrics = {k: v[i:j] for k, v in data.items()}  # type: ignore[attr-defined]
-                        yield Telemetry(entity.family, entity.name, stamp, ts[i:j], metrics)
+                for entity, columns in drawn:
+                    metrics = {k: v[i:j] for k, v in columns.items()}
+                    yield Telemetry(entity.family, entity.name, stamp, ts[i:j], metrics)
+                for entity, at, when, texts in mentions:
+                    lo, hi = np.searchsorted(at, (ts[i], stamp)).tolist()
+                    yield Telemetry("social", entity.name, stamp, when[lo:hi], text=texts[lo:hi])
             block_start = block_end

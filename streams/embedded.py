@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from models.pipeline import DetectionPipeline
+from models.pipeline import DetectionPipeline, Event
 from models.schema import Rejection, Telemetry, decode, validate
 from streams.sinks import Sink
 
@@ -62,7 +62,7 @@ class EmbeddedEngine:
             return
         self._emit(self.pipeline.process(checked))
 
-    def _emit(self, events: list) -> None:  # type: ignore[type-arg]
+    def _emit(self, events: list[Event]) -> None:
         for event in events:
             for sink in self.sinks:
                 sink.emit(event)

@@ -19,7 +19,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     """A JSON-ready form of any event, tagged with its type."""
     if isinstance(event, IncidentEvent):
         return {"type": "incident", "kind": event.kind, "at": event.at, **event.incident}
-    body = {s: getattr(event, s) for s in event.__slots__}  # type: ignore[union-attr]
+    body = {s: getattr(event, s) for s in event.__slots__}
     return {"type": type(event).__name__, **body}
 
 

@@ -1,0 +1,230 @@
+"""The one command-line entry point: ``foreshock``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from foreshock.settings import Settings
+from models.detect import Anomaly
+from models.incident import IncidentEvent
+from models.pipeline import Event, LatePoints
+from models.topology import Topology
+from models.trend import ExhaustionWarning
+from producers.scenario import Scenario, load_scenarios
+from streams.replay import Replay, replay
+from streams.sinks import JsonlSink, Sink
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(highlight=False, width=max(120, Console().width))
+
+
+class Speed(StrEnum):
+    max = "max"
+    x1 = "1"
+    x10 = "10"
+
+
+def _clock(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S")
+
+
+def _offset(t: float, origin: float | None) -> str:
+    if origin is None:
+        return ""
+    d = round(t - origin)
+    sign = "+" if d >= 0 else "-"
+    m, s = divmod(abs(d), 60)
+    h, m = divmod(m, 60)
+    return f"T{sign}{h}h{m:02d}m{s:02d}s" if h else f"T{sign}{m}m{s:02d}s"
+
+
+def _scenario(settings: Settings, name: str) -> Scenario:
+    scenarios = load_scenarios(settings.scenarios)
+    if name not in scenarios:
+        raise typer.BadParameter(f"no scenario {name!r}; try: {', '.join(sorted(scenarios))}")
+    return scenarios[name]
+
+
+class Timeline:
+    """Prints the story as it unfolds: the first anomaly of each component and
+    metric, the first warning of each component, and every incident change."""
+
+    def __init__(self, topology: Topology, origin: float | None) -> None:
+        self.topology = topology
+        self.origin = origin
+        self._seen: set[tuple[str, str]] = set()
+
+    def _row(self, at: float, kind: str, text: str, style: str = "") -> None:
+        console.print(
+            f"{_clock(at)} [dim]{_offset(at, self.origin):>12}[/dim]  "
+            f"[{style or 'default'}]{kind:<12}[/] {text}"
+        )
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, Anomaly) and event.ended_at is None:
+            node = self.topology.node_of[event.entity]
+            if (node, event.metric) not in self._seen:
+                self._seen.add((node, event.metric))
+                self._row(
+                    event.at,
+                    "anomaly",
+                    f"{node}: {event.metric} {event.direction} on {event.entity} "
+                    f"({event.value:.4g} vs baseline {event.baseline:.4g})",
+                    "yellow",
+                )
+        elif isinstance(event, ExhaustionWarning) and event.cleared_at is None:
+            node = self.topology.node_of[event.entity]
+            if (node, "exhaustion") not in self._seen:
+                self._seen.add((node, "exhaustion"))
+                self._row(
+                    event.at,
+                    "warning",
+                    f"{node}: {event.metric} on {event.entity} at {event.value:.1%}, "
+                    f"+{event.slope_per_min:.2%}/min, exhausted at ~{_clock(event.eta)} "
+                    f"(in {(event.eta - event.at) / 60:.0f} min)",
+                    "magenta",
+                )
+        elif isinstance(event, IncidentEvent):
+            style = {
+                "opened": "bold red",
+                "escalated": "red",
+                "resolved": "bold green",
+                "recovering": "green",
+            }.get(event.kind, "cyan")
+            self._row(event.at, event.kind, f"{event.incident['id']}: {event.text}", style)
+        elif isinstance(event, LatePoints):
+            self._row(event.at, "late", f"{event.points} late points from {event.entity}", "dim")
+
+
+def _summary(result: Replay) -> None:
+    truth = result.scenario.truth
+    incidents = result.incidents
+    if not incidents:
+        console.print("\n[bold green]No incident.[/]")
+    for inc in incidents:
+        impact = inc["impact"]
+        table = Table(title=f"Incident {inc['id']}", show_header=False, title_justify="left")
+        table.add_row("SEV", f"SEV-{inc['sev']}: " + "; ".join(inc["sev_reasons"]))
+        table.add_row("probable root cause", str(inc["root_cause"]))
+        table.add_row("blast radius", ", ".join(inc["blast_radius"]))
+        table.add_row(
+            "opened",
+            _clock(inc["opened_at"])
+            + (
+                f" ({_offset(inc['opened_at'], truth.impact_start)} from impact)"
+                if truth.impact_start
+                else ""
+            ),
+        )
+        resolved = inc["resolved_at"]
+        table.add_row(
+            "resolved",
+            "still open"
+            if resolved is None
+            else f"{_clock(resolved)} (MTTR {inc['mttr_s'] / 60:.0f} min)",
+        )
+        table.add_row(
+            "users affected",
+            f"{impact['peak_users_affected']:,.0f} at the worst "
+            f"({impact['peak_share']:.0%} of users), {impact['users_affected']:,.0f} now",
+        )
+        table.add_row(
+            "revenue lost",
+            f"${impact['revenue_usd_total']:,.0f} in total, "
+            f"${impact['revenue_usd_per_min']:,.0f}/min now",
+        )
+        table.add_row("SLA credits", f"${impact['sla_credits_usd']:,.0f}")
+        console.print(table)
+    mttd = result.mttd()
+    if truth.fault_start is not None:
+        rows = Table(title="Detection", show_header=False, title_justify="left")
+        for key, label in (
+            ("from_fault_s", "MTTD from fault start"),
+            ("from_impact_s", "MTTD from user-visible impact"),
+            ("to_expected_sev_from_impact_s", f"SEV-{truth.sev} reached after impact"),
+        ):
+            value = mttd[key]
+            rows.add_row(label, "not detected" if value is None else f"{value:.0f} s")
+        if result.warnings:
+            first = min(w.at for w in result.warnings)
+            rows.add_row(
+                "first exhaustion warning", f"{_clock(first)} ({_offset(first, truth.fault_start)})"
+            )
+        console.print(rows)
+    s = result.stats
+    console.print(
+        f"[dim]{s.samples:,} samples, {s.series} series, {s.messages:,} messages in "
+        f"{s.wall_s:.1f} s ({s.samples_per_s:,.0f} samples/s)"
+        + (f"; rejected {dict(s.rejected)}" if s.rejected else "")
+        + "[/dim]"
+    )
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Foreshock: names an outage while it is still a foreshock."""
+    level = logging.INFO if verbose else Settings().log_level
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def scenarios() -> None:
+    """List the scenarios."""
+    settings = Settings()
+    table = Table("name", "span (UTC)", "root cause", "SEV", "description")
+    for sc in load_scenarios(settings.scenarios).values():
+        begins = datetime.fromtimestamp(sc.start, UTC)
+        span = f"{begins:%Y-%m-%d %H:%M} +{(sc.end - sc.start) / 3600:.1f} h"
+        t = sc.truth
+        table.add_row(
+            sc.name, span, t.root_cause or "-", f"SEV-{t.sev}" if t.sev else "-", sc.description
+        )
+    console.print(table)
+
+
+@app.command("replay")
+def replay_command(
+    scenario: Annotated[str, typer.Argument(help="scenario name (see `foreshock scenarios`)")],
+    seed: Annotated[int, typer.Option(help="random seed of the synthetic world")] = 1,
+    speed: Annotated[
+        Speed, typer.Option(help="max: as fast as possible; 1, 10: × real time")
+    ] = Speed.max,
+    json: Annotated[bool, typer.Option("--json", help="print one JSON object instead")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="append incident events to this JSONL file")
+    ] = None,
+) -> None:
+    """Replay a scenario through the detector and show the incident timeline."""
+    settings = Settings()
+    sc = _scenario(settings, scenario)
+    topology, business = settings.load_topology(), settings.load_business()
+    sinks: list[Sink] = []
+    if not json:
+        console.print(f"[bold]{sc.name}[/] (seed {seed}): {sc.description}")
+        sinks.append(Timeline(topology, sc.truth.fault_start))
+    jsonl = JsonlSink(out) if out else None
+    if jsonl:
+        sinks.append(jsonl)
+    result = replay(
+        sc,
+        topology,
+        business,
+        seed=seed,
+        speed=None if speed is Speed.max else float(speed.value),
+        sinks=sinks,
+    )
+    if jsonl:
+        jsonl.close()
+    if json:
+        typer.echo(orjson.dumps(result.to_dict()).decode())
+    else:
+        _summary(result)
