@@ -100,7 +100,7 @@ class Timeline:
                 "resolved": "bold green",
                 "recovering": "green",
             }.get(event.kind, "cyan")
-            self._row(event.at, event.kind, f"{event.incident['id']}: {event.text}", style)
+            self._row(event.at, event.kind, event.text, style)
         elif isinstance(event, LatePoints):
             self._row(event.at, "late", f"{event.points} late points from {event.entity}", "dim")
 

@@ -24,12 +24,12 @@ class Settings(BaseSettings):
     log_level: str = "WARNING"
 
     def load_topology(self) -> Topology:
-        return Topology.from_dict(_read(self.topology))
+        return Topology.from_dict(read_toml(self.topology))
 
     def load_business(self) -> Business:
-        return Business.from_dict(_read(self.business))
+        return Business.from_dict(read_toml(self.business))
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
     with path.open("rb") as f:
         return tomllib.load(f)

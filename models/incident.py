@@ -167,7 +167,7 @@ class IncidentTracker:
             impact=self.meter.update(at, impact.share),
         )
         self.incidents.append(self.current)
-        text = f"SEV-{sev}: " + "; ".join(reasons)
+        text = f"{self.current.id} SEV-{sev}: " + "; ".join(reasons)
         if root:
             text += f"; probable root cause {root.node}"
         return self._event("opened", at, text)

@@ -164,7 +164,8 @@ def decode(raw: bytes, known_entity: Callable[[str], bool] | None = None) -> Tel
 
 
 def _is_number(x: object) -> bool:
-    return type(x) is float or (type(x) is int)
+    # bool is not a number here; ints beyond 64 bits cannot come from JSON or become floats.
+    return type(x) is float or (type(x) is int and -(2**63) <= x < 2**64)
 
 
 def _check_column(name: str, col: object, n: int, spec: MetricSpec) -> Rejection | None:
@@ -200,7 +201,7 @@ def validate(
     if body["v"] != SCHEMA_VERSION or type(body["v"]) is not int:
         return Rejection("unsupported_version", f"schema version {body['v']!r} is not 1")
     family, entity, time, ts = body["family"], body["entity"], body["time"], body["ts"]
-    if family not in WIRE_METRICS:
+    if not isinstance(family, str) or family not in WIRE_METRICS:
         return Rejection("unknown_family", f"family {family!r} is not one of {FAMILIES}")
     if not isinstance(entity, str) or not entity or len(entity) > 200:
         return Rejection("wrong_type", "entity must be a non-empty string of at most 200 chars")

@@ -97,6 +97,7 @@ class Topology:
                     raise ValueError(f"node {node.id} depends on unknown node {dep!r}")
         topology = cls(regions, nodes)
         topology._check_acyclic()
+        _ = topology.node_of  # refuses an entity claimed by two components
         return topology
 
     def _check_acyclic(self) -> None:

@@ -1,0 +1,77 @@
+"""The command line, on a small scenario written the way users write theirs."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from foreshock.cli import app
+
+SCENARIO = """
+name = "music-errors"
+description = "music-svc starts failing half of its requests for eight minutes"
+start = "2022-10-04T10:00:00Z"
+end = "2022-10-04T10:40:00Z"
+
+[truth]
+fault_start = "10:20"
+impact_start = "+0s"
+root_cause = "music-svc"
+sev = 1
+affected = ["music-svc", "api-gateway"]
+recovery = "10:28"
+
+[[effects]]
+target = "music-svc*"
+param = "error_rate"
+keyframes = [["10:20", 0.005], ["10:21", 0.5], ["10:28", 0.5], ["10:28:30", 0.005]]
+
+[[effects]]
+target = "api-gateway"
+param = "error_rate"
+keyframes = [["10:20:30", 0.01], ["10:21:30", 0.3], ["10:28", 0.3], ["10:28:30", 0.01]]
+"""
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    (tmp_path / "music-errors.toml").write_text(SCENARIO)
+    monkeypatch.setenv("FORESHOCK_SCENARIOS", str(tmp_path))
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def test_scenarios_lists_a_users_scenario(cli):
+    result = cli("scenarios")
+    assert result.exit_code == 0, result.output
+    assert "music-errors" in result.output and "music-svc" in result.output
+
+
+def test_replay_json_reports_what_other_tools_read(cli):
+    result = cli("replay", "music-errors", "--seed", "2", "--json")
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout)
+    assert report["scenario"] == "music-errors" and report["seed"] == 2
+    [incident] = report["incidents"]
+    assert incident["root_cause"] == "music-svc"
+    assert incident["sev"] == report["truth"]["sev"] == 1
+    assert incident["resolved_at"] > report["truth"]["recovery"]
+    assert 0 < report["mttd"]["from_impact_s"] <= 120
+    assert report["samples"] > 0 and report["series"] >= 500 and report["wall_s"] > 0
+
+
+def test_replay_prints_a_timeline_and_the_mttd(cli, tmp_path):
+    out = tmp_path / "incidents.jsonl"
+    result = cli("replay", "music-errors", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    for words in ("anomaly", "opened", "resolved", "MTTD from fault start", "music-svc"):
+        assert words in result.output
+    kinds = [orjson.loads(line)["kind"] for line in out.read_bytes().splitlines()]
+    assert kinds[0] == "opened" and kinds[-1] == "resolved"
+
+
+def test_unknown_scenario_is_a_clear_error(cli):
+    result = cli("replay", "no-such-thing")
+    assert result.exit_code != 0
+    assert "music-errors" in result.output

@@ -1,0 +1,12 @@
+"""A fault-free day must not page, whatever the seed."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.parametrize("seed", range(1, 11))
+def test_baseline_day_opens_no_incident(seed, replayed):
+    result = replayed("baseline-24h", seed)
+    assert result.incidents == []
+    assert result.stats.samples > 40_000_000  # a whole day was replayed

@@ -1,0 +1,89 @@
+"""The foundation's bar on the reference outage, seed by seed."""
+
+from __future__ import annotations
+
+import pytest
+
+from producers.simulator import Simulator
+
+SEEDS = range(1, 11)
+SCENARIO = "reference-2022-10-04"
+
+
+def first_crossing(scenario, topology, business, seed: int, limit: float = 0.95) -> float:
+    """Event time of the first raw sample of any Redis node at or above ``limit``."""
+    for msg in Simulator(scenario, topology, business, seed).messages():
+        if msg.family != "redis":
+            continue
+        for ts, used in zip(msg.ts, msg.metrics["memory_used_ratio"], strict=True):
+            if used >= limit:
+                return ts
+    raise AssertionError("no Redis node crossed the limit")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_reference_outage_is_detected_as_one_sev1_on_redis(
+    seed, scenarios, topology, business, replayed
+):
+    result = replayed(SCENARIO, seed)
+    truth = scenarios[SCENARIO].truth
+    incidents = result.incidents
+    assert len(incidents) == 1, [i["id"] for i in incidents]
+    incident = incidents[0]
+    assert incident["sev"] == 1
+    assert incident["root_cause"] == truth.root_cause == "redis-sessions"
+    assert set(truth.affected) <= set(incident["blast_radius"])
+    # Opened, and at SEV-1, within 30 s of event time after users were hurt.
+    assert 0 <= incident["opened_at"] - truth.impact_start <= 30
+    mttd = result.mttd()
+    assert mttd["to_expected_sev_from_impact_s"] is not None
+    assert mttd["to_expected_sev_from_impact_s"] <= 30
+    # Resolved, after the recovery.
+    assert incident["resolved_at"] is not None
+    assert incident["resolved_at"] >= truth.recovery
+    # The leak was called out long before the first node hit 95%.
+    crossing = first_crossing(scenarios[SCENARIO], topology, business, seed)
+    redis_warnings = [w.at for w in result.warnings if w.entity.startswith("redis/")]
+    assert redis_warnings, "no time-to-exhaustion warning"
+    assert crossing - min(redis_warnings) >= 600
+
+
+def test_reference_impact_is_estimated(replayed):
+    result = replayed(SCENARIO, 1)
+    impact = result.incidents[0]["impact"]
+    assert impact["peak_share"] > 0.8  # logins fail for ~95% of attempts
+    assert impact["peak_users_affected"] > 10_000_000
+    assert impact["revenue_usd_total"] > 0
+    assert impact["sla_credits_usd"] > 0
+    assert impact["formula"]
+
+
+def test_reference_report_has_the_fields_other_tools_read(replayed):
+    report = replayed(SCENARIO, 1).to_dict()
+    for key in (
+        "scenario",
+        "seed",
+        "truth",
+        "incidents",
+        "warnings",
+        "mttd",
+        "samples",
+        "series",
+        "wall_s",
+    ):
+        assert key in report
+    assert set(report["truth"]) >= {"fault_start", "impact_start", "root_cause", "sev"}
+    incident = report["incidents"][0]
+    assert set(incident) >= {
+        "id",
+        "opened_at",
+        "sev",
+        "root_cause",
+        "blast_radius",
+        "impact",
+        "resolved_at",
+    }
+    assert set(report["warnings"][0]) >= {"at", "entity", "kind", "eta"}
+    assert set(report["mttd"]) >= {"from_fault_s", "from_impact_s"}
+    assert report["series"] >= 500
+    assert report["samples"] > 5_000_000
