@@ -5,6 +5,7 @@ on what it returns; it reads no clock and does no I/O.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from models.correlate import blast_radius, rank_root_causes
 from models.detect import Anomaly, SeriesMonitor
 from models.impact import Business, ImpactMeter
 from models.incident import IncidentEvent, IncidentTracker
-from models.schema import SERIES_METRICS, Bad, MetricSpec, Telemetry
+from models.schema import SERIES_METRICS, Bad, MetricSpec, Rejection, Telemetry
 from models.severity import UserImpact
 from models.topology import Topology
 from models.trend import ExhaustionWarning, ExhaustionWatch
@@ -23,6 +24,7 @@ from models.window import ClosedWindow, SeriesKey, Windower
 class PipelineConfig:
     window_s: float = 10.0
     lateness_s: float = 5.0
+    max_ahead_s: float = 3600.0  # refuse a message this far ahead of the stream's watermark
     enter: float = 6.0  # anomaly score that starts an anomaly
     leave: float = 3.0  # ... and under which it calms down
     clear_windows: int = 3
@@ -96,7 +98,24 @@ class DetectionPipeline:
     def series(self) -> int:
         return len(self.monitors)
 
-    def process(self, tel: Telemetry) -> list[Event]:
+    def process(self, tel: Telemetry) -> list[Event] | Rejection:
+        """Fold one valid message in and decide every window it closes.
+
+        A message far ahead of the stream would close every open window at
+        once, and one wholly behind the decided windows can change nothing:
+        both are refused, with the reason, rather than folded in.
+        """
+        ahead = tel.time - self.windows.watermark  # infinite on the first message
+        if math.isfinite(ahead) and ahead > self.config.max_ahead_s:
+            return Rejection(
+                "too_far_ahead",
+                f"time is {ahead:.0f} s ahead of the stream; at most {self.config.max_ahead_s:.0f}",
+            )
+        if tel.ts and max(tel.ts) < self.windows.closed_until:
+            return Rejection(
+                "late",
+                f"every point is before {self.windows.closed_until}, where windows are decided",
+            )
         self.messages += 1
         self.samples += tel.samples
         closed, late = self.windows.add(tel)

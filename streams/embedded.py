@@ -49,18 +49,20 @@ class EmbeddedEngine:
 
     def feed(self, message: Telemetry | bytes) -> None:
         """Validate one message (typed, or raw bytes from the wire) and process it."""
+        self.stats.messages += 1
         known = self.pipeline.topology.knows
         if isinstance(message, bytes | bytearray):
             checked = decode(bytes(message), known)
         else:
             checked = validate(message.to_wire(), known)
-        if isinstance(checked, Rejection):
-            self.stats.rejected[checked.reason] += 1
-            log.warning("rejected message: %s (%s)", checked.reason, checked.detail)
+        outcome = checked if isinstance(checked, Rejection) else self.pipeline.process(checked)
+        if isinstance(outcome, Rejection):
+            self.stats.rejected[outcome.reason] += 1
+            log.warning("rejected message: %s (%s)", outcome.reason, outcome.detail)
             if self.deadletter is not None:
-                self.deadletter(message, checked)
+                self.deadletter(message, outcome)
             return
-        self._emit(self.pipeline.process(checked))
+        self._emit(outcome)
 
     def _emit(self, events: list[Event]) -> None:
         for event in events:
@@ -73,7 +75,6 @@ class EmbeddedEngine:
             self.feed(message)
         self._emit(self.pipeline.finish())
         p = self.pipeline
-        self.stats.messages = p.messages + sum(self.stats.rejected.values())
         self.stats.samples = p.samples
         self.stats.series = p.series
         self.stats.late_points = p.late_points

@@ -22,12 +22,14 @@ def test_bad_bytes_go_to_the_dead_letter_with_their_reason(topology, business):
             encode(Telemetry("pods", "nobody", 1e9 + 5, [1e9], {"error_rate": [0.01]})),
             encode(good),
             good,
+            Telemetry("pods", "user-svc", 1e9 + 90_000, [1e9 + 89_999], {"error_rate": [0.01]}),
         ]
     )
-    assert [r.reason for _, r in dead] == ["not_json", "missing_field", "unknown_entity"]
+    reasons = ["not_json", "missing_field", "unknown_entity", "too_far_ahead"]
+    assert [r.reason for _, r in dead] == reasons
     assert dead[0][0] == b"{not json"  # verbatim
-    assert stats.rejected == {"not_json": 1, "missing_field": 1, "unknown_entity": 1}
-    assert stats.messages == 5
+    assert stats.rejected == dict.fromkeys(reasons, 1)
+    assert stats.messages == 6
     assert stats.samples == 2
 
 
