@@ -66,7 +66,8 @@ class Timeline:
     def _row(self, at: float, kind: str, text: str, style: str = "") -> None:
         console.print(
             f"{_clock(at)} [dim]{_offset(at, self.origin):>12}[/dim]  "
-            f"[{style or 'default'}]{kind:<12}[/] {text}"
+            f"[{style or 'default'}]{kind:<12}[/] {text}",
+            soft_wrap=True,
         )
 
     def emit(self, event: Event) -> None:
@@ -120,7 +121,7 @@ def _summary(result: Replay) -> None:
             "opened",
             _clock(inc["opened_at"])
             + (
-                f" ({_offset(inc['opened_at'], truth.impact_start)} from impact)"
+                f" ({inc['opened_at'] - truth.impact_start:.0f} s after user-visible impact)"
                 if truth.impact_start
                 else ""
             ),
@@ -210,6 +211,8 @@ def replay_command(
     sinks: list[Sink] = []
     if not json:
         console.print(f"[bold]{sc.name}[/] (seed {seed}): {sc.description}")
+        if sc.truth.fault_start is not None:
+            console.print(f"[dim]T is the fault start, {_clock(sc.truth.fault_start)} UTC[/dim]")
         sinks.append(Timeline(topology, sc.truth.fault_start))
     jsonl = JsonlSink(out) if out else None
     if jsonl:
@@ -225,6 +228,6 @@ def replay_command(
     if jsonl:
         jsonl.close()
     if json:
-        typer.echo(orjson.dumps(result.to_dict()).decode())
+        typer.echo(orjson.dumps(result.to_dict(topology)).decode())
     else:
         _summary(result)

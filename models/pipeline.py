@@ -71,6 +71,9 @@ def _mean(values: list[float]) -> float:
 
 
 class DetectionPipeline:
+    """Feed it validated telemetry in any order the watermark allows; it
+    returns anomalies, warnings and incident events as windows are decided."""
+
     def __init__(
         self, topology: Topology, business: Business, config: PipelineConfig | None = None
     ) -> None:
@@ -84,7 +87,6 @@ class DetectionPipeline:
         )
         self.monitors: dict[SeriesKey, SeriesMonitor] = {}
         self.watches: dict[SeriesKey, ExhaustionWatch] = {}
-        self.messages = 0
         self.samples = 0
         self.late_points = 0
         # Active anomalies and warnings, grouped by component.
@@ -116,7 +118,6 @@ class DetectionPipeline:
                 "late",
                 f"every point is before {self.windows.closed_until}, where windows are decided",
             )
-        self.messages += 1
         self.samples += tel.samples
         closed, late = self.windows.add(tel)
         events: list[Event] = []

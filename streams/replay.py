@@ -43,6 +43,25 @@ class Replay:
     def anomalies(self) -> list[Anomaly]:
         return [e for e in self.events if isinstance(e, Anomaly) and e.ended_at is None]
 
+    def signals(self, topology: Topology) -> list[dict[str, Any]]:
+        """When each component's metric first turned anomalous, in order."""
+        first: dict[tuple[str, str], Anomaly] = {}
+        for a in self.anomalies:
+            first.setdefault((topology.node_of[a.entity], a.metric), a)
+        return [
+            {
+                "at": a.at,
+                "onset": a.onset,
+                "node": node,
+                "metric": metric,
+                "entity": a.entity,
+                "direction": a.direction,
+                "value": a.value,
+                "baseline": round(a.baseline, 6),
+            }
+            for (node, metric), a in first.items()
+        ]
+
     def first_at_sev(self, sev: int) -> float | None:
         """Event time at which an incident first reached ``sev`` or worse."""
         return next(
@@ -71,7 +90,7 @@ class Replay:
             "to_expected_sev_from_impact_s": since(at_sev, truth.impact_start),
         }
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, topology: Topology) -> dict[str, Any]:
         truth = self.scenario.truth
         return {
             "scenario": self.scenario.name,
@@ -91,6 +110,7 @@ class Replay:
                 for w in self.warnings
             ],
             "mttd": self.mttd(),
+            "signals": self.signals(topology),
             "samples": self.stats.samples,
             "series": self.stats.series,
             "messages": self.stats.messages,

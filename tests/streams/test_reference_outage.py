@@ -58,8 +58,8 @@ def test_reference_impact_is_estimated(replayed):
     assert impact["formula"]
 
 
-def test_reference_report_has_the_fields_other_tools_read(replayed):
-    report = replayed(SCENARIO, 1).to_dict()
+def test_reference_report_has_the_fields_other_tools_read(replayed, topology):
+    report = replayed(SCENARIO, 1).to_dict(topology)
     for key in (
         "scenario",
         "seed",
@@ -85,5 +85,10 @@ def test_reference_report_has_the_fields_other_tools_read(replayed):
     }
     assert set(report["warnings"][0]) >= {"at", "entity", "kind", "eta"}
     assert set(report["mttd"]) >= {"from_fault_s", "from_impact_s"}
+    first = report["signals"][0]
+    assert set(first) >= {"at", "node", "metric", "entity", "direction"}
+    assert [s["at"] for s in report["signals"]] == sorted(s["at"] for s in report["signals"])
+    redis = [s for s in report["signals"] if s["node"] == "redis-sessions"]
+    assert redis and min(s["at"] for s in redis) <= report["incidents"][0]["opened_at"]
     assert report["series"] >= 500
     assert report["samples"] > 5_000_000
