@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 
 import pytest
@@ -171,3 +172,26 @@ def test_partly_late_message_keeps_its_fresh_points_and_counts_the_rest(pipeline
 def test_degradation_is_the_share_of_users_failing(family, metric, value, baseline, expected):
     spec = SERIES_METRICS[family][metric]
     assert degradation(spec, value, baseline) == pytest.approx(expected)
+
+
+def test_a_pipeline_restored_from_a_snapshot_decides_exactly_as_one_never_stopped(business_data):
+    """Learned baselines, open anomalies and the open incident all survive a
+    snapshot: what a worker restoring its state relies on."""
+
+    def fresh():
+        return DetectionPipeline(Topology.from_dict(WORLD), Business.from_dict(business_data))
+
+    def story(pipeline, start, end):
+        faults = {"db_latency": 500.0, "api_errors": 0.6, "success": 0.1}
+        quiet = run(pipeline, start, min(end, T0 + 900))
+        return quiet + run(pipeline, max(start, T0 + 900), end, **faults)
+
+    NOISE.seed(7)
+    straight = story(fresh(), T0, T0 + 1500)
+    NOISE.seed(7)
+    first = fresh()
+    before = story(first, T0, T0 + 1000)
+    restored = pickle.loads(pickle.dumps(first))
+    after = story(restored, T0 + 1000, T0 + 1500)
+    assert before + after == straight
+    assert any(isinstance(e, IncidentEvent) and e.kind == "opened" for e in before)
