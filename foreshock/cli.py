@@ -23,7 +23,7 @@ from producers.scenario import Scenario, load_scenarios
 from streams.replay import Replay, replay
 from streams.sinks import JsonlSink, Sink
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(add_completion=False, no_args_is_help=True)
 console = Console(highlight=False, width=max(120, Console().width))
 
 
@@ -171,8 +171,17 @@ def _summary(result: Replay) -> None:
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    """Foreshock: names an outage while it is still a foreshock."""
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="log what the engines do")
+    ] = False,
+) -> None:
+    """Foreshock: names an outage while it is still a foreshock.
+
+    Replays telemetry through online anomaly models, correlates anomalies over
+    the service dependency graph, and reports incidents with SEV, probable root
+    cause, blast radius, business impact and MTTD.
+    """
     level = logging.INFO if verbose else Settings().log_level
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 

@@ -9,7 +9,7 @@ that an outage never becomes the new normal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from river import stats
 
@@ -197,15 +197,8 @@ class SeriesMonitor:
         if self._held >= self.max_hold:
             self.detector.learn_one(value)
         if self._calm >= self.clear:
-            ended = Anomaly(
-                self.entity,
-                self.metric,
-                self.active.onset,
-                self.active.at,
-                value,
-                self.detector.baseline,
-                z,
-                ended_at=at,
+            ended = replace(
+                self.active, value=value, baseline=self.detector.baseline, score=z, ended_at=at
             )
             self.active = None
             self._calm = 0

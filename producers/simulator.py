@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.impact import Business, diurnal
-from models.schema import Telemetry
+from models.schema import SERIES_METRICS, Telemetry
 from models.topology import Topology
 from producers.scenario import PARAMS, Effect, Scenario
 
@@ -156,8 +156,7 @@ class Simulator:
 
     @property
     def series_count(self) -> int:
-        per_family = {"redis": 6, "pods": 5, "logins": 3, "social": 2}
-        return sum(per_family[e.family] for e in self.entities)
+        return sum(len(SERIES_METRICS[e.family]) for e in self.entities)
 
     def params(self, entity: _Entity, t: np.ndarray) -> dict[str, np.ndarray]:
         """The entity's generative parameters at times ``t``: baseline, then effects."""
