@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import faust
 import orjson
 import typer
 from rich.console import Console
@@ -19,7 +21,9 @@ from models.incident import IncidentEvent
 from models.pipeline import Event, LatePoints
 from models.topology import Topology
 from models.trend import ExhaustionWarning
+from producers.kafka import TELEMETRY_TOPICS, ensure_topics, publish
 from producers.scenario import Scenario, load_scenarios
+from producers.simulator import Simulator
 from streams.replay import Replay, replay
 from streams.sinks import JsonlSink, Sink
 
@@ -231,7 +235,7 @@ def replay_command(
         topology,
         business,
         seed=seed,
-        speed=None if speed is Speed.max else float(speed.value),
+        speed=_speed(speed),
         sinks=sinks,
     )
     if jsonl:
@@ -240,3 +244,107 @@ def replay_command(
         typer.echo(orjson.dumps(result.to_dict(topology)).decode())
     else:
         _summary(result)
+
+
+def _speed(speed: Speed) -> float | None:
+    return None if speed is Speed.max else float(speed.value)
+
+
+@app.command()
+def produce(
+    scenario: Annotated[str, typer.Argument(help="scenario name (see `foreshock scenarios`)")],
+    seed: Annotated[int, typer.Option(help="random seed of the synthetic world")] = 1,
+    speed: Annotated[
+        Speed, typer.Option(help="max: as fast as possible; 1, 10: × real time")
+    ] = Speed.max,
+    json: Annotated[bool, typer.Option("--json", help="print one JSON object instead")] = False,
+) -> None:
+    """Publish a scenario's telemetry to Kafka (FORESHOCK_KAFKA_BOOTSTRAP)."""
+    settings = Settings()
+    sc = _scenario(settings, scenario)
+    topology, business = settings.load_topology(), settings.load_business()
+    sim = Simulator(sc, topology, business, seed=seed)
+    client = settings.kafka_client_options()
+    topics = {family: settings.topic(t) for family, t in TELEMETRY_TOPICS.items()}
+    asyncio.run(ensure_topics(client, dict.fromkeys(topics.values(), settings.partitions)))
+    if not json:
+        console.print(
+            f"publishing [bold]{sc.name}[/] (seed {seed}, {sim.series_count} series) "
+            f"to {settings.kafka_bootstrap} at speed {speed.value}"
+        )
+    stats = asyncio.run(publish(sim.messages(), client, topics, _speed(speed)))
+    summary = {
+        "scenario": sc.name,
+        "seed": seed,
+        "messages": stats.messages,
+        "samples": stats.samples,
+        "bytes": stats.bytes,
+        "wall_s": round(stats.wall_s, 3),
+        "samples_per_s": round(stats.samples_per_s),
+    }
+    if json:
+        typer.echo(orjson.dumps(summary).decode())
+    else:
+        console.print(
+            f"{stats.messages:,} messages, {stats.samples:,} samples in {stats.wall_s:.1f} s "
+            f"({stats.samples_per_s:,.0f} samples/s)"
+        )
+
+
+@app.command()
+def worker(
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="worker log level")] = "info",
+) -> None:
+    """Start a Faust worker: run more of them to share the partitions."""
+    from streams.app import TOPICS, settings  # the app reads its settings on import
+    from streams.app import app as faust_app
+
+    asyncio.run(ensure_topics(settings.kafka_client_options(), TOPICS))
+    faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
+
+
+bench_app = typer.Typer(
+    no_args_is_help=True, help="Benchmarks: figures and ratios, never pass/fail."
+)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("kafka")
+def bench_kafka(
+    scenario: Annotated[str, typer.Option(help="scenario to publish")] = "reference-2022-10-04",
+    seed: Annotated[int, typer.Option(help="random seed of the synthetic world")] = 1,
+    lag_speed: Annotated[
+        float, typer.Option(help="pace of the lag run, × real time (below capacity)")
+    ] = 50.0,
+    lag_seconds: Annotated[float, typer.Option(help="wall seconds of the lag run")] = 60.0,
+    workdir: Annotated[Path, typer.Option(help="where worker logs and data go")] = Path(
+        "out/bench-kafka"
+    ),
+    json: Annotated[bool, typer.Option("--json", help="print one JSON object instead")] = False,
+) -> None:
+    """One worker on the broker (FORESHOCK_KAFKA_BOOTSTRAP): samples/s end to end,
+    against a bare aiokafka consumer of the same messages, and ingest-to-emission lag."""
+    from bench.kafka import lag, throughput
+
+    settings = Settings()
+    sc = _scenario(settings, scenario)
+    sim_args = (settings.load_topology(), settings.load_business(), seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with console.status("throughput: publishing, bare consumer, one worker…"):
+        result = throughput(settings, sc, sim_args, workdir)
+    with console.status(f"lag: publishing at ×{lag_speed:g} for {lag_seconds:g} s…"):
+        result |= lag(settings, sc, sim_args, workdir, lag_speed, lag_seconds)
+    if json:
+        typer.echo(orjson.dumps(result).decode())
+        return
+    table = Table("figure", "value", title=f"bench kafka: {sc.name}, seed {seed}")
+    table.add_row("samples", f"{result['samples']:,} in {result['messages']:,} messages")
+    table.add_row("one worker, end to end", f"{result['samples_per_s']:,} samples/s")
+    table.add_row("bare aiokafka consumer", f"{result['bare_consumer_samples_per_s']:,} samples/s")
+    table.add_row("ratio worker / bare consumer", f"{result['ratio']:.3f}")
+    table.add_row(
+        f"lag at ×{lag_speed:g} ({result['lag_samples_per_s']:,} samples/s)",
+        f"p50 {result['lag_p50_ms']:,.0f} ms, p99 {result['lag_p99_ms']:,.0f} ms "
+        f"over {result['lag_windows']:,} windows",
+    )
+    console.print(table)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 import tomllib
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.impact import Business
@@ -13,6 +16,19 @@ from models.topology import Topology
 from producers.scenario import SCENARIO_DIR
 
 DEFAULTS = Path(__file__).parent / "defaults"
+
+
+class SecurityProtocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class SaslMechanism(StrEnum):
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
 
 
 class Settings(BaseSettings):
@@ -23,11 +39,58 @@ class Settings(BaseSettings):
     scenarios: Path = SCENARIO_DIR
     log_level: str = "WARNING"
 
+    # Kafka: where, and how to authenticate. Secrets never reach logs or output.
+    kafka_bootstrap: str = "localhost:9092"
+    kafka_security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
+    kafka_sasl_mechanism: SaslMechanism = SaslMechanism.SCRAM_SHA_512
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+
+    # The Faust app: workers with the same id share the work.
+    app_id: str = "foreshock"
+    topic_prefix: str = ""  # namespaces every topic, e.g. "staging."
+    partitions: int = 6  # of every telemetry topic: the most workers that can share them
+    web_enabled: bool = True
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+
     def load_topology(self) -> Topology:
         return Topology.from_dict(read_toml(self.topology))
 
     def load_business(self) -> Business:
         return Business.from_dict(read_toml(self.business))
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + name
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.kafka_security_protocol not in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL):
+            return None
+        context = ssl.create_default_context(
+            cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+        )
+        if self.kafka_ssl_certfile:
+            keyfile = str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None
+            context.load_cert_chain(str(self.kafka_ssl_certfile), keyfile)
+        return context
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection options for any aiokafka client."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap,
+            "security_protocol": self.kafka_security_protocol.value,
+            "ssl_context": self.ssl_context(),
+        }
+        if self.kafka_security_protocol.value.startswith("SASL"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism.value
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        return options
 
 
 def read_toml(path: Path) -> dict[str, Any]:

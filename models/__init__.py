@@ -4,7 +4,16 @@ from models.correlate import Suspect, blast_radius, rank_root_causes
 from models.detect import AdaptiveZScore, Anomaly, SeriesMonitor
 from models.impact import Business, Impact, ImpactMeter
 from models.incident import Incident, IncidentEvent, IncidentTracker
-from models.pipeline import DetectionPipeline, Event, LatePoints, PipelineConfig
+from models.pipeline import (
+    CorrelateStage,
+    DetectionPipeline,
+    DetectStage,
+    Event,
+    LatePoints,
+    Note,
+    PipelineConfig,
+    WindowReport,
+)
 from models.schema import Rejection, Telemetry, decode, encode, validate
 from models.severity import SeverityPolicy, UserImpact, classify
 from models.topology import Node, Topology
@@ -16,6 +25,8 @@ __all__ = [
     "Anomaly",
     "Business",
     "ClosedWindow",
+    "CorrelateStage",
+    "DetectStage",
     "DetectionPipeline",
     "Event",
     "ExhaustionWarning",
@@ -27,6 +38,7 @@ __all__ = [
     "IncidentTracker",
     "LatePoints",
     "Node",
+    "Note",
     "PipelineConfig",
     "Rejection",
     "SeriesMonitor",
@@ -36,6 +48,7 @@ __all__ = [
     "TimeToExhaustion",
     "Topology",
     "UserImpact",
+    "WindowReport",
     "Windower",
     "blast_radius",
     "classify",

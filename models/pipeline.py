@@ -1,13 +1,25 @@
-"""The decision path in one object: window, detect, forecast, correlate,
-classify, estimate, track. Both engines feed it validated telemetry and pass
-on what it returns; it reads no clock and does no I/O.
+"""The decision path: window, detect, forecast, correlate, classify, estimate,
+track. It reads no clock and does no I/O.
+
+It runs in two stages so that the first can be split across workers:
+
+- ``DetectStage`` owns the series of one source (all telemetry in the
+  embedded engine, one topic partition in the Faust app): it windows them,
+  runs their detectors and forecasts, and reports each decided window;
+- ``CorrelateStage`` joins the reports of every source, window by window, and
+  turns what the components show into incidents.
+
+``DetectionPipeline`` chains the two in one process.
 """
 
 from __future__ import annotations
 
 import math
+import pickle
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from models.correlate import blast_radius, rank_root_causes
 from models.detect import Anomaly, SeriesMonitor
@@ -47,7 +59,54 @@ class LatePoints:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A component started or stopped showing one piece of evidence."""
+
+    entity: str
+    evidence: str  # "entity:metric", or "entity:metric:exhaustion" for a forecast
+    onset: float
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WindowReport:
+    """What one source decided about one window: the hand-off to correlation."""
+
+    source: str
+    start: float
+    decided_at: float
+    notes: tuple[Note, ...]
+    # Share of users failing, for each user-facing series anomalous in this window.
+    losses: dict[SeriesKey, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "start": self.start,
+            "decided_at": self.decided_at,
+            "notes": [[n.entity, n.evidence, n.onset, n.active] for n in self.notes],
+            "losses": [[e, m, lost] for (e, m), lost in self.losses.items()],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> WindowReport:
+        """
+        >>> r = WindowReport("p0", 10.0, 15.0, (Note("a", "a:x", 0.0, True),), {("a", "x"): 0.5})
+        >>> WindowReport.from_dict(r.to_dict()) == r
+        True
+        """
+        return cls(
+            str(d["source"]),
+            float(d["start"]),
+            float(d["decided_at"]),
+            tuple(Note(str(e), str(ev), float(o), bool(a)) for e, ev, o, a in d["notes"]),
+            {(str(e), str(m)): float(lost) for e, m, lost in d["losses"]},
+        )
+
+
 Event = Anomaly | ExhaustionWarning | IncidentEvent | LatePoints
+Detected = Anomaly | ExhaustionWarning | LatePoints | WindowReport
 
 
 def degradation(spec: MetricSpec, value: float, baseline: float) -> float:
@@ -70,37 +129,43 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-class DetectionPipeline:
-    """Feed it validated telemetry in any order the watermark allows; it
-    returns anomalies, warnings and incident events as windows are decided."""
+class DetectStage:
+    """Windows, detectors and forecasts for the series of one source.
+
+    Feed it validated telemetry in any order the watermark allows; it returns
+    anomalies and warnings as they start and end, and a report of every
+    window it decides.
+    """
 
     def __init__(
-        self, topology: Topology, business: Business, config: PipelineConfig | None = None
+        self, topology: Topology, config: PipelineConfig | None = None, source: str = "all"
     ) -> None:
         self.topology = topology
         self.config = cfg = config or PipelineConfig()
+        self.source = source
         self.windows = Windower(cfg.window_s, cfg.lateness_s)
-        self.tracker = IncidentTracker(
-            ImpactMeter(business),
-            resolve_after_s=cfg.resolve_after_s,
-            reopen_within_s=cfg.reopen_within_s,
-        )
         self.monitors: dict[SeriesKey, SeriesMonitor] = {}
         self.watches: dict[SeriesKey, ExhaustionWatch] = {}
         self.samples = 0
         self.late_points = 0
-        # Active anomalies and warnings, grouped by component.
-        self._active: dict[str, dict[str, float]] = defaultdict(dict)  # node -> evidence -> onset
-        # Components anomalous since the incident opened, with their first onset:
-        # the root cause is judged on the whole cascade, not on what is still red.
-        self._touched: dict[str, dict[str, float]] = {}
-        self._hurting_windows = 0
 
-    @property
-    def series(self) -> int:
-        return len(self.monitors)
+    def __getstate__(self) -> dict[str, Any]:
+        # The topology is configuration, not learned state: snapshots leave it out.
+        return {k: v for k, v in self.__dict__.items() if k != "topology"}
 
-    def process(self, tel: Telemetry) -> list[Event] | Rejection:
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    @classmethod
+    def restore(cls, snapshot: bytes, topology: Topology) -> DetectStage:
+        stage: DetectStage = pickle.loads(snapshot)
+        stage.topology = topology
+        return stage
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def process(self, tel: Telemetry) -> list[Detected] | Rejection:
         """Fold one valid message in and decide every window it closes.
 
         A message far ahead of the stream would close every open window at
@@ -120,7 +185,7 @@ class DetectionPipeline:
             )
         self.samples += tel.samples
         closed, late = self.windows.add(tel)
-        events: list[Event] = []
+        events: list[Detected] = []
         if late:
             self.late_points += late
             events.append(LatePoints(tel.entity, late, tel.time))
@@ -128,9 +193,9 @@ class DetectionPipeline:
             events.extend(self._decide(window))
         return events
 
-    def finish(self) -> list[Event]:
+    def finish(self) -> list[Detected]:
         """Decide every window still open: the end of a finite stream."""
-        events: list[Event] = []
+        events: list[Detected] = []
         for window in self.windows.flush():
             events.extend(self._decide(window))
         return events
@@ -159,37 +224,139 @@ class DetectionPipeline:
             )
         return mon
 
-    def _note(self, entity: str, evidence: str, onset: float, active: bool) -> None:
-        node = self.topology.node_of[entity]
-        if active:
-            self._active[node][evidence] = onset
-            self._touched.setdefault(node, {}).setdefault(evidence, onset)
-        else:
-            self._active[node].pop(evidence, None)
-            if not self._active[node]:
-                del self._active[node]
-
-    def _decide(self, window: ClosedWindow) -> list[Event]:
-        events: list[Event] = []
-        at = window.decided_at
+    def _decide(self, window: ClosedWindow) -> list[Detected]:
+        events: list[Detected] = []
+        notes: list[Note] = []
         mid = (window.start + window.end) / 2
         for key, value in window.values.items():
             mon = self.monitors.get(key) or self._monitor(key)
-            change = mon.update(window.start, at, value)
+            change = mon.update(window.start, window.decided_at, value)
             if change is not None:
                 events.append(change)
-                self._note(key[0], f"{key[0]}:{key[1]}", change.onset, change.ended_at is None)
+                evidence = f"{key[0]}:{key[1]}"
+                notes.append(Note(key[0], evidence, change.onset, change.ended_at is None))
             watch = self.watches.get(key)
             if watch is not None:
                 warning = watch.update(mid, value)
                 if warning is not None:
                     events.append(warning)
-                    active = warning.cleared_at is None
-                    self._note(key[0], f"{key[0]}:{key[1]}:exhaustion", warning.at, active)
-        events.extend(self._correlate(window, at))
+                    evidence = f"{key[0]}:{key[1]}:exhaustion"
+                    notes.append(Note(key[0], evidence, warning.at, warning.cleared_at is None))
+        losses: dict[SeriesKey, float] = {}
+        for key in self.topology.journey_of:
+            stage = self.monitors.get(key)
+            seen = window.values.get(key)
+            if stage is not None and stage.active is not None and seen is not None:
+                losses[key] = degradation(stage.spec, seen, stage.detector.baseline)
+        events.append(
+            WindowReport(self.source, window.start, window.decided_at, tuple(notes), losses)
+        )
         return events
 
-    def _user_impact(self, window: ClosedWindow) -> tuple[UserImpact, int]:
+
+class CorrelateStage:
+    """Joins the window reports of every source and tracks incidents.
+
+    A window is correlated once every source still reporting has decided it,
+    so workers may run at different paces. A source that has gone quiet is
+    ``retire``d by its engine, so that the others are not held up.
+    """
+
+    def __init__(
+        self, topology: Topology, business: Business, config: PipelineConfig | None = None
+    ) -> None:
+        self.topology = topology
+        self.config = config or PipelineConfig()
+        self.tracker = IncidentTracker(
+            ImpactMeter(business),
+            resolve_after_s=self.config.resolve_after_s,
+            reopen_within_s=self.config.reopen_within_s,
+        )
+        self.progress: dict[str, float] = {}  # source -> start of its latest window
+        self.pending: dict[float, dict[str, WindowReport]] = {}  # window -> source -> report
+        self.correlated_until = float("-inf")  # start of the latest window correlated
+        self.stale_reports = 0  # late, or delivered again
+        # Active anomalies and warnings, grouped by component.
+        self._active: dict[str, dict[str, float]] = defaultdict(dict)  # node -> evidence -> onset
+        # Components anomalous since the incident opened, with their first onset:
+        # the root cause is judged on the whole cascade, not on what is still red.
+        self._touched: dict[str, dict[str, float]] = {}
+        self._hurting_windows = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Reports still waiting are left out: an engine that restores a snapshot
+        # redelivers every report it has not seen correlated (the Faust app
+        # acknowledges a report only then). Every source has decided at least
+        # the windows correlated so far.
+        state = {k: v for k, v in self.__dict__.items() if k not in ("topology", "pending")}
+        state["progress"] = {s: min(p, self.correlated_until) for s, p in self.progress.items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.pending = {}
+
+    @classmethod
+    def restore(cls, snapshot: bytes, topology: Topology) -> CorrelateStage:
+        stage: CorrelateStage = pickle.loads(snapshot)
+        stage.topology = topology
+        return stage
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def add(self, report: WindowReport) -> list[IncidentEvent]:
+        """Take one report; correlate every window that all sources have decided.
+
+        A report for a window already correlated, or one seen before, changes
+        nothing: delivery may repeat after a restart.
+        """
+        # Even a stale report tells that its source is alive and how far it is.
+        self.progress[report.source] = max(
+            self.progress.get(report.source, report.start), report.start
+        )
+        if report.start <= self.correlated_until:
+            self.stale_reports += 1
+            return []
+        self.pending.setdefault(report.start, {}).setdefault(report.source, report)
+        return self._drain()
+
+    def expect(self, sources: Iterable[str]) -> None:
+        """Wait for these sources too, before they first report."""
+        for source in sources:
+            self.progress.setdefault(source, float("-inf"))
+
+    def retire(self, source: str) -> list[IncidentEvent]:
+        """Stop waiting for a source that has gone quiet."""
+        self.progress.pop(source, None)
+        return self._drain()
+
+    def finish(self) -> list[IncidentEvent]:
+        """Correlate every window still waiting: the end of a finite stream."""
+        self.progress.clear()
+        return self._drain(float("inf"))
+
+    def _drain(self, until: float | None = None) -> list[IncidentEvent]:
+        if until is None:
+            until = min(self.progress.values(), default=float("-inf"))
+        events: list[IncidentEvent] = []
+        for start in sorted(s for s in self.pending if s <= until):
+            reports = [r for _, r in sorted(self.pending.pop(start).items())]
+            events.extend(self._correlate(reports))
+            self.correlated_until = start
+        return events
+
+    def _note(self, note: Note) -> None:
+        node = self.topology.node_of[note.entity]
+        if note.active:
+            self._active[node][note.evidence] = note.onset
+            self._touched.setdefault(node, {}).setdefault(note.evidence, note.onset)
+        else:
+            self._active[node].pop(note.evidence, None)
+            if not self._active[node]:
+                del self._active[node]
+
+    def _user_impact(self, losses: dict[SeriesKey, float]) -> UserImpact:
         """Share of users failing each journey, overall and per region.
 
         A journey fails for a user if any of its stages fails: in region r,
@@ -197,15 +364,8 @@ class DetectionPipeline:
         weigh equally.
         """
         ok: dict[str, dict[str | None, list[float]]] = defaultdict(lambda: defaultdict(list))
-        hurting = 0
         for key, journey in self.topology.journey_of.items():
-            mon = self.monitors.get(key)
-            value = window.values.get(key)
-            lost = 0.0
-            if mon is not None and mon.active is not None and value is not None:
-                lost = degradation(mon.spec, value, mon.detector.baseline)
-                hurting += 1
-            ok[journey][self.topology.region_of(key[0])].append(1 - lost)
+            ok[journey][self.topology.region_of(key[0])].append(1 - losses.get(key, 0.0))
         regions = self.topology.regions or ("global",)
         journeys: dict[str, float] = {}
         per_region: dict[str, float] = dict.fromkeys(regions, 0.0)
@@ -215,15 +375,21 @@ class DetectionPipeline:
             journeys[journey] = _mean(list(lost_in.values()))
             for r, lost in lost_in.items():
                 per_region[r] = max(per_region[r], lost)
-        return UserImpact(journeys, per_region, len(regions)), hurting
+        return UserImpact(journeys, per_region, len(regions))
 
-    def _correlate(self, window: ClosedWindow, at: float) -> list[IncidentEvent]:
-        impact, hurting = self._user_impact(window)
-        self._hurting_windows = self._hurting_windows + 1 if hurting else 0
+    def _correlate(self, reports: list[WindowReport]) -> list[IncidentEvent]:
+        at = max(r.decided_at for r in reports)
+        losses: dict[SeriesKey, float] = {}
+        for report in reports:
+            for note in report.notes:
+                self._note(note)
+            losses.update(report.losses)
+        impact = self._user_impact(losses)
+        self._hurting_windows = self._hurting_windows + 1 if losses else 0
         # Users are hurt when several user-facing series agree, or one persists.
         severity = self.tracker.meter.business.severity
         paging = (
-            hurting >= 2 or self._hurting_windows >= self.config.page_persist_windows
+            len(losses) >= 2 or self._hurting_windows >= self.config.page_persist_windows
         ) and impact.share >= severity.sev3_affected
         if self.tracker.current is None or self.tracker.current.status == "resolved":
             if not paging:
@@ -234,3 +400,47 @@ class DetectionPipeline:
         suspects = rank_root_causes(self.topology, onsets, evidence)
         blast = blast_radius(self.topology, suspects[0].node, set(onsets)) if suspects else []
         return self.tracker.step(at, paging, impact, suspects, blast)
+
+
+class DetectionPipeline:
+    """Both stages in one process: what the embedded engine runs.
+
+    Feed it validated telemetry in any order the watermark allows; it
+    returns anomalies, warnings and incident events as windows are decided.
+    """
+
+    def __init__(
+        self, topology: Topology, business: Business, config: PipelineConfig | None = None
+    ) -> None:
+        self.topology = topology
+        self.config = config or PipelineConfig()
+        self.detect = DetectStage(topology, self.config)
+        self.correlate = CorrelateStage(topology, business, self.config)
+
+    @property
+    def series(self) -> int:
+        return len(self.detect.monitors)
+
+    @property
+    def samples(self) -> int:
+        return self.detect.samples
+
+    @property
+    def late_points(self) -> int:
+        return self.detect.late_points
+
+    def process(self, tel: Telemetry) -> list[Event] | Rejection:
+        detected = self.detect.process(tel)
+        return detected if isinstance(detected, Rejection) else self._chain(detected)
+
+    def finish(self) -> list[Event]:
+        return self._chain(self.detect.finish()) + self.correlate.finish()
+
+    def _chain(self, detected: list[Detected]) -> list[Event]:
+        events: list[Event] = []
+        for event in detected:
+            if isinstance(event, WindowReport):
+                events.extend(self.correlate.add(event))
+            else:
+                events.append(event)
+        return events

@@ -8,26 +8,34 @@ from collections.abc import Callable, Iterable, Iterator
 from models.schema import Telemetry
 
 
+def schedule(
+    messages: Iterable[Telemetry], speed: float | None
+) -> Iterator[tuple[float, Telemetry]]:
+    """Pair each message with when it is due, in wall seconds after the first.
+
+    ``speed=None`` is as fast as possible: everything is due at once. Event
+    time is never changed, only the wall-clock moment a message is handed on.
+    """
+    origin: float | None = None
+    for message in messages:
+        if speed is None:
+            yield 0.0, message
+            continue
+        if origin is None:
+            origin = message.time
+        yield (message.time - origin) / speed, message
+
+
 def paced(
     messages: Iterable[Telemetry],
     speed: float | None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[Telemetry]:
-    """Yield each message no earlier than its event time allows at ``speed``.
-
-    ``speed=None`` is as fast as possible. Event time is never changed, only
-    the wall-clock moment a message is handed on.
-    """
-    if speed is None:
-        yield from messages
-        return
-    origin: tuple[float, float] | None = None
-    for message in messages:
-        if origin is None:
-            origin = (message.time, clock())
-        due = origin[1] + (message.time - origin[0]) / speed
-        wait = due - clock()
+    """Yield each message no earlier than its event time allows at ``speed``."""
+    began = clock()
+    for due, message in schedule(messages, speed):
+        wait = began + due - clock()
         if wait > 0:
             sleep(wait)
         yield message

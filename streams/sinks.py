@@ -18,7 +18,13 @@ class Sink(Protocol):
 def event_to_dict(event: Event) -> dict[str, Any]:
     """A JSON-ready form of any event, tagged with its type."""
     if isinstance(event, IncidentEvent):
-        return {"type": "incident", "kind": event.kind, "at": event.at, **event.incident}
+        return {
+            "type": "incident",
+            "kind": event.kind,
+            "at": event.at,
+            "text": event.text,
+            **event.incident,
+        }
     body = {s: getattr(event, s) for s in event.__slots__}
     return {"type": type(event).__name__, **body}
 

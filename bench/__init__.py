@@ -1,0 +1,1 @@
+"""Benchmarks: detection latency on scenarios and NAB, throughput on Kafka."""

@@ -1,0 +1,269 @@
+"""``foreshock bench kafka``: one worker's throughput and lag on a real broker.
+
+Throughput: the scenario is published first, then a bare aiokafka consumer
+reads the same telemetry (the ceiling: fetching and nothing else), then one
+worker detects on it; each figure is samples over the time from its first
+record to its last. Lag: on a second, isolated set of topics, the scenario is
+published at a steady pace below capacity while the worker runs; for every
+window the worker decides, the lag is from when the telemetry message that
+closed the window was sent to when the worker's report reached the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from foreshock.settings import Settings
+from models.pipeline import PipelineConfig
+from models.schema import Telemetry
+from producers.kafka import TELEMETRY_TOPICS, ensure_topics, partitions_with_data, publish
+from producers.scenario import Scenario
+from producers.simulator import Simulator
+
+
+def isolated(settings: Settings, name: str | None = None) -> Settings:
+    """The same broker, with topics, tables and consumer group of its own."""
+    name = name or f"bench{uuid.uuid4().hex[:8]}"
+    return settings.model_copy(update={"topic_prefix": f"{name}.", "app_id": name})
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment that hands these settings to a worker process."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"FORESHOCK_{name.upper()}"] = str(value)
+    password = settings.kafka_sasl_password
+    if password is not None:
+        env["FORESHOCK_KAFKA_SASL_PASSWORD"] = password.get_secret_value()
+    env["FORESHOCK_WEB_ENABLED"] = "false"
+    return env
+
+
+class WorkerProcess:
+    """One ``foreshock worker`` process, logging to a file."""
+
+    def __init__(self, env: dict[str, str], log: Path, cwd: Path) -> None:
+        self.log = log
+        self._out = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "foreshock", "worker", "--loglevel", "info"],
+            env=env,
+            cwd=cwd,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.text().splitlines()[-lines:])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60) -> None:
+        if self.alive:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._out.close()
+
+    def __enter__(self) -> WorkerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def records(
+    client: dict[str, Any],
+    topics: Iterable[str],
+    done: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    timeout_s: float,
+    alive: Callable[[], bool] = lambda: True,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read topics from the beginning until ``done(all read so far)``."""
+    consumer = AIOKafkaConsumer(
+        *topics, **client, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    seen: list[ConsumerRecord[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not done(seen):
+            if time.monotonic() > deadline or not alive():
+                raise TimeoutError(f"gave up after {timeout_s:.0f} s with {len(seen)} records")
+            batch = await consumer.getmany(timeout_ms=1000, max_records=50_000)
+            for part in batch.values():
+                seen.extend(part)
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def bare_consumer(client: dict[str, Any], topics: Iterable[str], messages: int) -> float:
+    """Seconds a plain consumer takes from its first record to the last of ``messages``."""
+    consumer = AIOKafkaConsumer(
+        *topics, **client, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    seen, began = 0, 0.0
+    try:
+        while seen < messages:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=50_000)
+            if batch and not seen:
+                began = time.monotonic()
+            seen += sum(map(len, batch.values()))
+        return time.monotonic() - began
+    finally:
+        await consumer.stop()
+
+
+def _span_s(recs: list[ConsumerRecord[bytes, bytes]]) -> float:
+    """From the first record to the last, by the time each was sent."""
+    stamps = [r.timestamp for r in recs]
+    return (max(stamps) - min(stamps)) / 1000
+
+
+@dataclass
+class Reports:
+    """Window reports read back, until every partition with telemetry has
+    decided its last window: the one the final batch, sent at ``last_time``,
+    could close."""
+
+    sources: set[str]
+    last_time: float
+
+    def done(self, recs: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        # Windows close once per window length, so the last close falls in
+        # the final window length of the stream.
+        final = self.last_time - PipelineConfig().window_s
+        finished = set()
+        for r in recs:
+            body = orjson.loads(r.value)
+            if body["decided_at"] > final:
+                finished.add(body["source"])
+        return self.sources <= finished
+
+
+def _telemetry_topics(s: Settings) -> dict[str, str]:
+    return {family: s.topic(t) for family, t in TELEMETRY_TOPICS.items()}
+
+
+async def sources_with_data(s: Settings) -> set[str]:
+    held = await partitions_with_data(s.kafka_client_options(), _telemetry_topics(s).values())
+    return {f"{topic}:{partition}" for topic, partition in held}
+
+
+def throughput(
+    settings: Settings, scenario: Scenario, sim_args: tuple[Any, ...], workdir: Path
+) -> dict[str, Any]:
+    s = isolated(settings)
+    client = s.kafka_client_options()
+    topics = _telemetry_topics(s)
+    sim = Simulator(scenario, *sim_args)
+    asyncio.run(ensure_topics(client, dict.fromkeys(topics.values(), s.partitions)))
+    published = asyncio.run(publish(sim.messages(), client, topics))
+    bare_s = asyncio.run(bare_consumer(client, topics.values(), published.messages))
+    sources = asyncio.run(sources_with_data(s))
+    with WorkerProcess(worker_env(s), workdir / f"{s.app_id}.log", workdir) as worker:
+        reports = asyncio.run(
+            records(
+                client,
+                [s.topic("foreshock.windows")],
+                Reports(sources, scenario.end).done,
+                1800,
+                lambda: worker.alive,
+            )
+        )
+    worker_s = _span_s(reports)
+    return {
+        "scenario": scenario.name,
+        "messages": published.messages,
+        "samples": published.samples,
+        "bytes": published.bytes,
+        "publish_samples_per_s": round(published.samples_per_s),
+        "worker_s": round(worker_s, 2),
+        "samples_per_s": round(published.samples / worker_s),
+        "bare_consumer_s": round(bare_s, 2),
+        "bare_consumer_samples_per_s": round(published.samples / bare_s),
+        "ratio": round(bare_s / worker_s, 3),
+    }
+
+
+def _until(messages: Iterator[Telemetry], last: float) -> Iterator[Telemetry]:
+    return itertools.takewhile(lambda m: m.time <= last, messages)
+
+
+def lag(
+    settings: Settings,
+    scenario: Scenario,
+    sim_args: tuple[Any, ...],
+    workdir: Path,
+    speed: float,
+    seconds: float,
+) -> dict[str, Any]:
+    s = isolated(settings)
+    client = s.kafka_client_options()
+    topics = _telemetry_topics(s)
+    sim = Simulator(scenario, *sim_args)
+    asyncio.run(ensure_topics(client, dict.fromkeys(topics.values(), s.partitions)))
+    last = scenario.start + seconds * speed
+    sent: dict[float, float] = {}  # batch time -> wall clock its first message was sent
+
+    def note(tel: Telemetry) -> None:
+        sent.setdefault(tel.time, time.time())
+
+    with WorkerProcess(worker_env(s), workdir / f"{s.app_id}.log", workdir) as worker:
+        # Wait for the worker to be ready before the clock starts.
+        deadline = time.monotonic() + 120
+        while "Worker: Ready" not in worker.text():
+            if time.monotonic() > deadline or not worker.alive:
+                raise TimeoutError(f"worker not ready:\n{worker.tail()}")
+            time.sleep(0.5)
+        published = asyncio.run(
+            publish(_until(sim.messages(), last), client, topics, speed, on_send=note)
+        )
+        sources = asyncio.run(sources_with_data(s))
+        reports = asyncio.run(
+            records(
+                client,
+                [s.topic("foreshock.windows")],
+                Reports(sources, max(sent)).done,
+                600,
+                lambda: worker.alive,
+            )
+        )
+    lags = np.array(
+        [r.timestamp - sent[orjson.loads(r.value)["decided_at"]] * 1000 for r in reports]
+    )
+    return {
+        "lag_speed": speed,
+        "lag_samples_per_s": round(published.samples_per_s),
+        "lag_windows": len(lags),
+        "lag_p50_ms": round(float(np.percentile(lags, 50)), 1),
+        "lag_p99_ms": round(float(np.percentile(lags, 99)), 1),
+        "lag_max_ms": round(float(lags.max()), 1),
+    }

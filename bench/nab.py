@@ -1,0 +1,541 @@
+"""The Numenta Anomaly Benchmark (NAB): corpus, scorer and runner.
+
+NAB (github.com/numenta/NAB) asks a detector to read each series once, in
+order, and to give every row an anomaly score in [0, 1] that uses only the
+rows up to it. It then rewards the earliest detection inside each labelled
+anomaly window and charges every detection outside one. This module
+implements that scoring from its published rules (see
+``/work/shared/data/nab/README.md``); it reproduces NAB's own scorer:
+
+- **Probation.** The first ``min(floor(0.15 * rows), 750)`` rows of a file
+  are not scored.
+- **Detections.** A row is a detection when its score is at or above the
+  threshold, one number for the whole corpus, chosen per profile to maximise
+  the corpus' total raw score over every distinct score value.
+- **Windows.** Only the earliest detection in a window counts, and earns
+  ``tp * S(p) / S(-1)`` with ``S(p) = 2 / (1 + exp(5 p)) - 1`` and
+  ``p = -(right - i + 1) / width``. A window without detection costs ``-fn``.
+- **False positives.** A detection outside every window costs ``fp * S(p)``
+  where ``p`` is its distance past the previous window's right edge divided by
+  that window's width minus one (``S = -1`` for ``p >= 3``), or ``-fp`` when no
+  window precedes it.
+- **Normalisation.** ``100 * (raw - null) / (perfect - null)``: the null
+  detector never detects (every window a miss), the perfect one detects on
+  the left edge of every window and nowhere else.
+
+A window is mapped to the rows whose timestamps lie in ``[start, end]``
+(NAB's labels are aligned with rows, so this equals NAB's exact match). A
+window with no scorable row (inside the probation) always counts as a miss,
+for the detector and the null alike; NAB's corpus has none.
+
+Layout of result files, as in NAB: ``<dir>/<detector>/<folder>/<detector>_<file>.csv``
+with the columns ``timestamp,value,anomaly_score,label``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from models.detect import AdaptiveZScore, SeriesMonitor
+from models.schema import Bad, MetricSpec
+
+FloatArray = npt.NDArray[np.float64]
+
+PROBATION_FRACTION = 0.15
+PROBATION_MAX = 750  # 0.15 * 5000 rows, as in NAB
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+@dataclass(frozen=True)
+class Series:
+    """One NAB data file with its anomaly windows.
+
+    ``name`` is the path relative to the data folder, as in NAB's labels, for
+    example ``"realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv"``.
+    ``timestamps`` are epoch seconds (the naive NAB timestamps read as UTC),
+    ``windows`` are ``(start, end)`` epoch seconds, both ends included.
+    """
+
+    folder: str
+    name: str
+    timestamps: FloatArray
+    values: FloatArray
+    windows: list[tuple[float, float]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    @property
+    def file(self) -> str:
+        """The file name without its folder, e.g. ``ec2_cpu_utilization_5f5533.csv``."""
+        return self.name.rsplit("/", 1)[-1]
+
+    @property
+    def probation(self) -> int:
+        """Number of leading rows that are not scored."""
+        return probation_length(len(self))
+
+    def window_rows(self) -> list[tuple[int, int]]:
+        """Each window as ``(first, last)`` row indices, both included.
+
+        A window that covers no row is dropped.
+        """
+        rows = []
+        for start, end in self.windows:
+            first = int(np.searchsorted(self.timestamps, start, side="left"))
+            last = int(np.searchsorted(self.timestamps, end, side="right")) - 1
+            if last >= first:
+                rows.append((first, last))
+        return rows
+
+    def labels(self) -> npt.NDArray[np.int8]:
+        """1 for a row inside a window, else 0."""
+        out = np.zeros(len(self), dtype=np.int8)
+        for first, last in self.window_rows():
+            out[first : last + 1] = 1
+        return out
+
+
+def probation_length(rows: int) -> int:
+    """Rows at the start of a file that NAB does not score.
+
+    >>> probation_length(4032), probation_length(100), probation_length(10_000)
+    (604, 15, 750)
+    """
+    return min(math.floor(PROBATION_FRACTION * rows), PROBATION_MAX)
+
+
+def parse_timestamps(texts: Sequence[str]) -> FloatArray:
+    """NAB timestamps (``YYYY-MM-DD HH:MM:SS[.ffffff]``, UTC) to epoch seconds.
+
+    >>> parse_timestamps(["1970-01-01 00:01:00", "1970-01-01 00:00:01.500000"]).tolist()
+    [60.0, 1.5]
+    """
+    stamps = np.array(list(texts), dtype="datetime64[us]")
+    return stamps.astype(np.int64).astype(np.float64) / 1e6
+
+
+def format_timestamps(seconds: FloatArray) -> list[str]:
+    """Epoch seconds back to NAB's ``YYYY-MM-DD HH:MM:SS``.
+
+    >>> format_timestamps(np.array([60.0]))
+    ['1970-01-01 00:01:00']
+    """
+    stamps = np.round(seconds).astype(np.int64).astype("datetime64[s]")
+    return [s.replace("T", " ") for s in np.datetime_as_string(stamps, unit="s")]
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    lines = path.read_text().splitlines()
+    header = lines[0].strip().split(",")
+    rows = [line.split(",") for line in lines[1:] if line.strip()]
+    return header, rows
+
+
+def read_series(data_dir: Path | str, name: str, windows: Iterable[Sequence[str]] = ()) -> Series:
+    """Read ``<data_dir>/<name>`` (``timestamp,value``) with its windows."""
+    header, rows = _read_csv(Path(data_dir) / name)
+    if header[:2] != ["timestamp", "value"]:
+        raise ValueError(f"{name}: expected columns timestamp,value, got {header}")
+    timestamps = parse_timestamps([r[0] for r in rows])
+    # Two NAB files repeat 03:00:00 eleven times (a daylight-saving gap): allow equal stamps.
+    if len(timestamps) > 1 and not np.all(np.diff(timestamps) >= 0):
+        raise ValueError(f"{name}: timestamps go backwards")
+    values = np.array([float(r[1]) for r in rows], dtype=np.float64)
+    limits = [(float(a), float(b)) for a, b in (parse_timestamps(list(w)) for w in windows)]
+    folder = name.rsplit("/", 1)[0] if "/" in name else ""
+    return Series(folder, name, timestamps, values, sorted(limits))
+
+
+def load_corpus(data_dir: Path | str, labels_file: Path | str) -> list[Series]:
+    """Every series named in NAB's ``combined_windows.json``, sorted by name."""
+    with open(labels_file) as f:
+        labels: dict[str, list[list[str]]] = json.load(f)
+    return [read_series(data_dir, name, labels[name]) for name in sorted(labels)]
+
+
+# --------------------------------------------------------------------------- result files
+
+
+def result_path(out_dir: Path | str, detector: str, name: str) -> Path:
+    """``<out_dir>/<detector>/<folder>/<detector>_<file>``, NAB's results layout."""
+    folder, _, file = name.rpartition("/")
+    return Path(out_dir) / detector / folder / f"{detector}_{file}"
+
+
+def read_results(
+    results_dir: Path | str, detector: str, series: Sequence[Series]
+) -> dict[str, FloatArray]:
+    """The ``anomaly_score`` column of a detector's NAB result file per series.
+
+    Scores are matched to rows by position, as NAB does; the row count must match.
+    """
+    scores = {}
+    for s in series:
+        path = result_path(results_dir, detector, s.name)
+        header, rows = _read_csv(path)
+        column = header.index("anomaly_score")
+        values = np.array([float(r[column]) for r in rows], dtype=np.float64)
+        if len(values) != len(s):
+            raise ValueError(f"{path}: {len(values)} rows, the data file has {len(s)}")
+        scores[s.name] = values
+    return scores
+
+
+def write_results(
+    out_dir: Path | str,
+    series: Sequence[Series],
+    scores: Mapping[str, FloatArray],
+    detector: str = "foreshock",
+) -> list[Path]:
+    """Write one NAB result file per series: ``timestamp,value,anomaly_score,label``."""
+    paths = []
+    for s in series:
+        score = np.asarray(scores[s.name], dtype=np.float64)
+        if len(score) != len(s):
+            raise ValueError(f"{s.name}: {len(score)} scores for {len(s)} rows")
+        path = result_path(out_dir, detector, s.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["timestamp,value,anomaly_score,label"]
+        stamps = format_timestamps(s.timestamps)
+        labels = s.labels()
+        for t, v, a, lab in zip(
+            stamps, s.values.tolist(), score.tolist(), labels.tolist(), strict=True
+        ):
+            lines.append(f"{t},{v!r},{a!r},{lab}")
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------- scorer
+
+
+@dataclass(frozen=True)
+class Profile:
+    """NAB application profile: the weights of a hit, a false alarm and a miss."""
+
+    name: str
+    tp: float
+    fp: float
+    fn: float
+
+
+STANDARD = Profile("standard", 1.0, 0.11, 1.0)
+LOW_FP = Profile("reward_low_FP_rate", 1.0, 0.22, 1.0)
+LOW_FN = Profile("reward_low_FN_rate", 1.0, 0.11, 2.0)
+PROFILES: dict[str, Profile] = {p.name: p for p in (STANDARD, LOW_FP, LOW_FN)}
+
+
+def scaled_sigmoid(p: FloatArray | float) -> FloatArray:
+    """NAB's ``S(p) = 2 / (1 + exp(5 p)) - 1``, and -1 for ``p >= 3``.
+
+    >>> [round(float(x), 5) for x in scaled_sigmoid(np.array([-1.0, -0.5, 0.0, 1.0, 3.0]))]
+    [0.98661, 0.84828, 0.0, -0.98661, -1.0]
+    """
+    p = np.asarray(p, dtype=np.float64)
+    return np.where(p >= 3.0, -1.0, 2.0 / (1.0 + np.exp(5.0 * np.minimum(p, 3.0))) - 1.0)
+
+
+MAX_TP = float(scaled_sigmoid(-1.0))
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The scorable rows of one file, with what a detection there would be worth.
+
+    ``window`` is the window index in the file, or -1 outside every window;
+    ``tp_value`` is ``S(p) / S(-1)`` inside a window, ``fp_value`` is ``S(p)``
+    outside (both unweighted; a profile multiplies them).
+    """
+
+    index: npt.NDArray[np.int64]
+    window: npt.NDArray[np.int64]
+    tp_value: FloatArray
+    fp_value: FloatArray
+    windows: int
+
+
+def _rows(series: Series) -> _Rows:
+    n = len(series)
+    window = np.full(n, -1, dtype=np.int64)
+    tp_value = np.zeros(n)
+    # Outside windows: -1 until the first window has ended, then by distance.
+    fp_value = np.full(n, -1.0)
+    spans = series.window_rows()
+    for k, (first, last) in enumerate(spans):
+        width = last - first + 1
+        idx = np.arange(first, last + 1)
+        window[first : last + 1] = k
+        tp_value[first : last + 1] = scaled_sigmoid(-(last - idx + 1) / width) / MAX_TP
+        following = spans[k + 1][0] if k + 1 < len(spans) else n
+        after = np.arange(last + 1, following)
+        if width > 1:
+            fp_value[last + 1 : following] = scaled_sigmoid((after - last) / (width - 1))
+        # A one-row window gives a zero denominator; NAB would divide by zero. Treat as far.
+    keep = np.arange(series.probation, n)
+    return _Rows(keep, window[keep], tp_value[keep], fp_value[keep], len(spans))
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """A detector's NAB result for one profile.
+
+    ``score`` is normalised (null 0, perfect 100); ``raw`` is the corpus' summed
+    raw score at ``threshold``; ``per_file`` the raw score of each file.
+    """
+
+    score: float
+    threshold: float
+    raw: float
+    null: float
+    perfect: float
+    per_file: dict[str, float]
+
+
+def score_file(
+    series: Series, scores: npt.ArrayLike, threshold: float, profile: Profile = STANDARD
+) -> float:
+    """Raw NAB score of one file when rows scoring ``>= threshold`` are detections."""
+    score = _check_scores(series, scores)
+    rows = _rows(series)
+    hit = score[rows.index] >= threshold
+    inside = rows.window >= 0
+    total = profile.fp * float(rows.fp_value[hit & ~inside].sum())
+    for k in range(rows.windows):
+        detected = hit & (rows.window == k)
+        if detected.any():
+            total += profile.tp * float(rows.tp_value[detected].max())
+        else:
+            total -= profile.fn
+    return total
+
+
+def _check_scores(series: Series, scores: npt.ArrayLike) -> FloatArray:
+    score = np.asarray(scores, dtype=np.float64)
+    if score.shape != (len(series),):
+        raise ValueError(f"{series.name}: {score.shape} scores for {len(series)} rows")
+    if np.isnan(score).any():
+        raise ValueError(f"{series.name}: NaN anomaly score")
+    return score
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Corpus raw score for every candidate threshold, thresholds descending.
+
+    ``thresholds[0]`` is ``inf`` (no detection); the others are the distinct
+    scores of the scorable rows.
+    """
+
+    thresholds: FloatArray
+    raw: FloatArray
+
+    def best(self) -> tuple[float, float]:
+        """``(threshold, raw)`` with the highest raw score; the highest threshold on a tie."""
+        k = int(np.argmax(self.raw))
+        return float(self.thresholds[k]), float(self.raw[k])
+
+
+def sweep(
+    series: Sequence[Series], scores: Mapping[str, npt.ArrayLike], profile: Profile = STANDARD
+) -> Sweep:
+    """Raw corpus score at every distinct score value used as the threshold.
+
+    Exact and vectorised: each scorable row gets the change in raw score that
+    its becoming a detection causes once every row scoring higher already is
+    one (an FP's cost; in a window, the gain of the running best hit over the
+    previous one, the first also cancelling the miss). The raw score at a
+    threshold is then a cumulative sum over the rows sorted by score,
+    read at the last row of each distinct score.
+    """
+    all_scores: list[FloatArray] = []
+    all_deltas: list[FloatArray] = []
+    windows = 0
+    for s in series:
+        score = _check_scores(s, scores[s.name])
+        rows = _rows(s)
+        windows += rows.windows
+        row_score = score[rows.index]
+        delta = profile.fp * rows.fp_value
+        inside = rows.window >= 0
+        delta[inside] = 0.0
+        for k in range(rows.windows):
+            members = np.flatnonzero(rows.window == k)
+            if len(members) == 0:
+                continue
+            ordered = members[np.argsort(-row_score[members], kind="stable")]
+            best = np.maximum.accumulate(profile.tp * rows.tp_value[ordered])
+            gain = np.diff(best, prepend=-profile.fn)
+            delta[ordered] = gain
+        all_scores.append(row_score)
+        all_deltas.append(delta)
+    score_all = np.concatenate(all_scores) if all_scores else np.zeros(0)
+    delta_all = np.concatenate(all_deltas) if all_deltas else np.zeros(0)
+    order = np.argsort(-score_all, kind="stable")
+    sorted_scores = score_all[order]
+    running = -profile.fn * windows + np.cumsum(delta_all[order])
+    # The last row of each run of equal scores closes that threshold.
+    last = np.flatnonzero(np.diff(sorted_scores, append=-np.inf) != 0)
+    thresholds = np.concatenate(([np.inf], sorted_scores[last]))
+    raw = np.concatenate(([-profile.fn * windows], running[last]))
+    return Sweep(thresholds, raw)
+
+
+def score_corpus(
+    series: Sequence[Series],
+    scores: Mapping[str, npt.ArrayLike],
+    profiles: Iterable[Profile] = PROFILES.values(),
+) -> dict[str, ProfileResult]:
+    """NAB score per profile, with the threshold optimised over the whole corpus."""
+    results = {}
+    windows = sum(len(s.window_rows()) for s in series)
+    for profile in profiles:
+        threshold, _ = sweep(series, scores, profile).best()
+        per_file = {s.name: score_file(s, scores[s.name], threshold, profile) for s in series}
+        raw = sum(per_file.values())
+        null = -profile.fn * windows
+        perfect = profile.tp * windows
+        normalised = 100.0 * (raw - null) / (perfect - null) if perfect != null else 0.0
+        results[profile.name] = ProfileResult(normalised, threshold, raw, null, perfect, per_file)
+    return results
+
+
+# --------------------------------------------------------------------------- runner
+
+
+class OnlineDetector(Protocol):
+    """Scores a row from what it has seen before, then learns it."""
+
+    def update(self, timestamp: float, value: float) -> float:
+        """Anomaly score in [0, 1] of this row; then take the row into the model."""
+        ...
+
+
+@dataclass(frozen=True)
+class Run:
+    """Scores per series, and the time spent in the detectors."""
+
+    scores: dict[str, FloatArray]
+    points: int
+    seconds: float
+
+    @property
+    def points_per_second(self) -> float:
+        return self.points / self.seconds if self.seconds > 0 else math.inf
+
+
+def run(series: Sequence[Series], detector_factory: Callable[[], OnlineDetector]) -> Run:
+    """Feed each series, row by row, into a fresh detector; collect a score per row.
+
+    Only the construction and the ``update`` calls are timed, not the reading
+    of the data or the checks.
+    """
+    scores: dict[str, FloatArray] = {}
+    seconds = 0.0
+    points = 0
+    for s in series:
+        stamps = s.timestamps.tolist()
+        values = s.values.tolist()
+        start = time.perf_counter()
+        detector = detector_factory()
+        update = detector.update
+        out = [update(t, v) for t, v in zip(stamps, values, strict=True)]
+        seconds += time.perf_counter() - start
+        score = np.array(out, dtype=np.float64)
+        if np.isnan(score).any() or (score < 0).any() or (score > 1).any():
+            raise ValueError(f"{s.name}: detector scores must lie in [0, 1]")
+        scores[s.name] = score
+        points += len(s)
+    return Run(scores, points, seconds)
+
+
+# --------------------------------------------------------------------------- Foreshock adapters
+
+
+def squash(z: float, half: float) -> float:
+    """Map a deviation ``|z| >= 0`` to [0, 1) strictly increasingly; ``|z| = half`` gives 0.5.
+
+    ``|z| / (|z| + half)`` keeps distinct deviations distinct (unlike a normal
+    tail probability, which rounds to 1.0 beyond about 8 sigma), so NAB's
+    threshold sweep sees the detector's full ranking.
+
+    >>> squash(6.0, 6.0), squash(-2.0, 6.0), squash(0.0, 6.0)
+    (0.5, 0.25, 0.0)
+    """
+    a = abs(z)
+    return a / (a + half)
+
+
+class ZScoreDetector:
+    """Foreshock's :class:`~models.detect.AdaptiveZScore` as a NAB detector.
+
+    Each row is scored against the baseline learnt so far, then learnt; the
+    signed z becomes ``|z| / (|z| + half)``, with ``half`` at SeriesMonitor's
+    entry level (6 spreads) so that 0.5 means "would open an anomaly".
+
+    >>> d = ZScoreDetector(warm_up=3)
+    >>> [round(d.update(0.0, y), 3) for y in (10.0, 10.2, 9.8, 10.0, 30.0)]
+    [0.0, 0.0, 0.0, 0.0, 0.943]
+    """
+
+    def __init__(
+        self,
+        half: float = 6.0,
+        fading_factor: float = 0.02,
+        floor: float = 0.0,
+        rel_floor: float = 0.02,
+        warm_up: int = 30,
+    ) -> None:
+        self.half = half
+        self.model = AdaptiveZScore(fading_factor, floor, rel_floor, warm_up)
+
+    def update(self, timestamp: float, value: float) -> float:
+        z = self.model.score_one(value)
+        self.model.learn_one(value)
+        return squash(z, self.half)
+
+
+class MonitorDetector:
+    """Foreshock's :class:`~models.detect.SeriesMonitor` (either direction harmful).
+
+    The score is the same squashed z as :class:`ZScoreDetector`, but the
+    monitor decides what is learnt: nothing while the series is anomalous
+    (until ``max_hold``), so a level shift keeps scoring.
+    """
+
+    def __init__(
+        self,
+        half: float = 6.0,
+        floor: float = 0.0,
+        enter: float = 6.0,
+        max_hold: int = 2160,
+        fading_factor: float = 0.02,
+        warm_up: int = 30,
+    ) -> None:
+        self.half = half
+        spec = MetricSpec("value", "", Bad.EITHER, floor)
+        self.monitor = SeriesMonitor(
+            "nab",
+            spec,
+            enter=enter,
+            max_hold=max_hold,
+            fading_factor=fading_factor,
+            warm_up=warm_up,
+        )
+
+    def update(self, timestamp: float, value: float) -> float:
+        z = self.monitor.detector.score_one(value)
+        self.monitor.update(timestamp, timestamp, value)
+        return squash(z, self.half)

@@ -1,0 +1,5 @@
+"""``python -m foreshock``: the same as the ``foreshock`` command."""
+
+from foreshock.cli import app
+
+app()

@@ -1,0 +1,281 @@
+"""Foreshock as a streaming deployment: the Faust app.
+
+Run a worker with ``foreshock worker`` (or ``faust -A streams.app worker``);
+run more of them, with the same ``FORESHOCK_APP_ID``, to share the work.
+
+    telemetry.{redis,pods,logins,social}  --detect-->  foreshock.windows
+        (partitioned by entity)               |        (one partition)
+                                              v              |
+                                     foreshock.anomalies  correlate
+                                                             v
+    bad input  -->  foreshock.deadletter           foreshock.incidents
+
+``detect`` runs the detection stage of the models for each telemetry
+partition it owns; ``correlate`` joins the window reports of every partition
+and tracks incidents. Both keep their model state in changelog-backed tables
+(see ``streams.checkpoint``), so a restarted worker, or the worker a
+partition moves to, resumes with the baselines already learned.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections import Counter
+from typing import Any, cast
+
+import faust
+import orjson
+
+from foreshock.settings import SecurityProtocol, Settings
+from models.incident import IncidentEvent
+from models.pipeline import CorrelateStage, DetectStage, PipelineConfig, WindowReport
+from models.schema import Rejection, decode
+from producers.kafka import TELEMETRY_TOPICS, partitions_with_data
+from streams.checkpoint import Checkpointed
+from streams.sinks import event_to_dict
+
+log = logging.getLogger(__name__)
+
+settings = Settings()
+topology = settings.load_topology()
+business = settings.load_business()
+config = PipelineConfig()
+
+SNAPSHOT_WINDOWS = 30  # a partition's detectors are snapshotted every 30 windows
+SNAPSHOT_REPORTS = 300  # the correlator every 300 reports, and after every incident change
+IDLE_SOURCE_S = 60.0  # wall seconds without a report before a partition is not waited for
+
+
+def credentials(s: Settings) -> faust.types.auth.CredentialsT | None:
+    protocol = s.kafka_security_protocol
+    context = s.ssl_context()
+    if protocol in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL):
+        password = s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else None
+        return faust.SASLCredentials(
+            username=s.kafka_sasl_username,
+            password=password,
+            mechanism=s.kafka_sasl_mechanism.value,
+            ssl_context=context,
+        )
+    if protocol is SecurityProtocol.SSL:
+        return faust.SSLCredentials(context)
+    return None
+
+
+app = faust.App(
+    settings.app_id,
+    broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+    broker_credentials=credentials(settings),
+    store="memory://",
+    topic_partitions=settings.partitions,
+    consumer_auto_offset_reset="earliest",
+    producer_compression_type="lz4",
+    # Events are acknowledged only once a snapshot covers them; a rebalance
+    # must not wait for that, the next owner is redelivered what it lacks.
+    stream_wait_empty=False,
+    web_enabled=settings.web_enabled,
+    web_bind=settings.web_host,
+    web_port=settings.web_port,
+)
+
+
+def _topic(name: str, partitions: int | None = None, **options: Any) -> faust.TopicT:
+    return app.topic(
+        settings.topic(name),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions or settings.partitions,
+        internal=True,  # the app creates it, with its partition count, if missing
+        **options,
+    )
+
+
+telemetry = app.topic(
+    *(settings.topic(t) for t in TELEMETRY_TOPICS.values()),
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.partitions,
+    internal=True,
+)
+windows = _topic("foreshock.windows", partitions=1)
+anomalies = _topic("foreshock.anomalies")
+incidents = _topic("foreshock.incidents")
+deadletter = _topic("foreshock.deadletter")
+
+# Every topic the app reads or writes, with its partition count.
+TOPICS = {
+    name: t.partitions or settings.partitions
+    for t in (telemetry, windows, anomalies, incidents, deadletter)
+    for name in t.topics
+}
+
+
+@app.task
+async def declare_outputs() -> None:
+    # Faust creates the topics it consumes; these it only writes to.
+    for topic in (anomalies, incidents, deadletter):
+        await topic.maybe_declare()
+
+
+# Snapshots are opaque bytes, keyed by the partition they belong to.
+detect_state = app.Table("detect-state", default=None, key_type=str, value_type=bytes)
+correlate_state = app.Table(
+    "correlate-state", default=None, key_type=str, value_type=bytes, partitions=1
+)
+
+family_of_topic = {settings.topic(t): family for family, t in TELEMETRY_TOPICS.items()}
+rejected: Counter[str] = Counter()  # by reason, since the worker started
+live_detectors: dict[str, Checkpointed[DetectStage]] = {}  # source -> state
+live_correlator: dict[str, Checkpointed[CorrelateStage]] = {}
+last_report: dict[str, float] = {}  # source -> wall clock of its latest report
+
+
+def _source(message: Any) -> str:
+    return f"{message.topic}:{message.partition}"
+
+
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust types a sync signature
+async def _keep_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    # State of a partition we no longer own may be stale when it comes back:
+    # it is restored from its snapshot then.
+    owned = {f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()}
+    for live in (live_detectors, live_correlator):
+        for source in set(live) - owned:
+            del live[source]
+
+
+async def _dead_letter(message: Any, rejection: Rejection) -> None:
+    """Keep a refused message verbatim, with where it came from and why."""
+    rejected[rejection.reason] += 1
+    log.warning("rejected %s: %s (%s)", _source(message), rejection.reason, rejection.detail)
+    await deadletter.send(
+        key=message.topic.encode(),
+        value=message.value,
+        headers={
+            "reason": rejection.reason.encode(),
+            "detail": rejection.detail.encode(),
+            "topic": message.topic.encode(),
+            "partition": str(message.partition).encode(),
+            "offset": str(message.offset).encode(),
+        },
+    )
+
+
+def _manual(stream: faust.StreamT) -> faust.Stream:
+    """The stream with acknowledgement left to us (see ``streams.checkpoint``)."""
+    return cast(faust.Stream, cast(faust.Stream, stream).noack())
+
+
+async def _ack(stream: faust.Stream, events: list[Any]) -> None:
+    for event in events:
+        await stream.ack(event)
+
+
+@app.agent(telemetry)
+async def detect(stream: faust.StreamT) -> None:
+    """Decode, validate, run the detection stage, send what it decides."""
+    manual = _manual(stream)
+    async for event in manual.events():
+        message = event.message
+        source = _source(message)
+        live = live_detectors.get(source)
+        if live is None:
+            live = live_detectors[source] = Checkpointed.resume(
+                detect_state.get(source),
+                lambda blob: DetectStage.restore(blob, topology),
+                functools.partial(DetectStage, topology, config, source=source),
+            )
+            log.info(
+                "detecting on %s: %s",
+                source,
+                f"resumed from the snapshot at offset {live.offset}, "
+                f"{len(live.state.monitors)} series learned"
+                if live.offset >= 0
+                else "from scratch",
+            )
+        if live.seen(message.offset):
+            await manual.ack(event)
+            continue
+        live.take(event, message.offset)
+        tel = decode(message.value or b"", topology.knows)
+        if not isinstance(tel, Rejection) and tel.family != family_of_topic[message.topic]:
+            tel = Rejection("wrong_topic", f"a {tel.family} message on {message.topic}")
+        outcome = tel if isinstance(tel, Rejection) else live.state.process(tel)
+        if isinstance(outcome, Rejection):
+            await _dead_letter(message, outcome)
+            continue
+        for decided in outcome:
+            if isinstance(decided, WindowReport):
+                await windows.send(key=source.encode(), value=orjson.dumps(decided.to_dict()))
+                live.changes += 1
+            else:
+                body = event_to_dict(decided)
+                key = f"{body['entity']}:{body.get('metric', '')}".encode()
+                await anomalies.send(key=key, value=orjson.dumps(body))
+        if live.changes >= SNAPSHOT_WINDOWS:
+            detect_state[source], covered = live.checkpoint()
+            await _ack(manual, covered)
+
+
+async def _publish(changes: list[IncidentEvent]) -> None:
+    for change in changes:
+        body = event_to_dict(change)
+        await incidents.send(key=body["id"].encode(), value=orjson.dumps(body))
+        log.info("incident %s %s: %s", body["id"], change.kind, change.text)
+
+
+@app.agent(windows)
+async def correlate(stream: faust.StreamT) -> None:
+    """Join the window reports of every partition into incidents."""
+    manual = _manual(stream)
+    async for event in manual.events():
+        source = _source(event.message)
+        live = live_correlator.get(source)
+        if live is None:
+            live = live_correlator[source] = Checkpointed.resume(
+                correlate_state.get(source),
+                lambda blob: CorrelateStage.restore(blob, topology),
+                lambda: CorrelateStage(topology, business, config),
+            )
+            # Wait for every partition that holds telemetry, not only those
+            # that happen to report first; each gets the usual grace to speak up.
+            client = settings.kafka_client_options()
+            held = await partitions_with_data(client, family_of_topic)
+            live.state.expect(f"{topic}:{partition}" for topic, partition in held)
+            last_report.update(dict.fromkeys(live.state.progress, time.monotonic()))
+        report = WindowReport.from_dict(orjson.loads(event.value))
+        last_report[report.source] = time.monotonic()
+        live.take((event, report.start), event.message.offset)
+        changes = live.state.add(report)
+        await _publish(changes)
+        live.changes += 1
+        if changes or live.changes >= SNAPSHOT_REPORTS:
+            # A report is acknowledged once its window is correlated and
+            # snapshotted; the ones still waiting are kept for redelivery.
+            done = live.state.correlated_until
+            waiting = [(e, start) for e, start in live.unacked if start > done]
+            live.unacked = [(e, start) for e, start in live.unacked if start <= done]
+            correlate_state[source], covered = live.checkpoint()
+            live.unacked = waiting
+            await _ack(manual, [e for e, _ in covered])
+
+
+@app.timer(interval=10.0)
+async def retire_idle_sources() -> None:
+    """Stop waiting for partitions that have sent no report for a while."""
+    now = time.monotonic()
+    for live in live_correlator.values():
+        for source in list(live.state.progress):
+            if now - last_report.get(source, now) > IDLE_SOURCE_S:
+                log.warning(
+                    "no window report from %s for %.0f s: not waiting for it",
+                    source,
+                    now - last_report[source],
+                )
+                await _publish(live.state.retire(source))

@@ -1,0 +1,329 @@
+"""NAB scorer, corpus reader, result files and runner."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.nab import (
+    LOW_FN,
+    LOW_FP,
+    PROFILES,
+    STANDARD,
+    MonitorDetector,
+    Profile,
+    Series,
+    ZScoreDetector,
+    load_corpus,
+    probation_length,
+    read_results,
+    run,
+    score_corpus,
+    score_file,
+    sweep,
+    write_results,
+)
+
+NAB = Path(__file__).parents[2].parent / "shared" / "data" / "nab"
+needs_nab = pytest.mark.skipif(not NAB.is_dir(), reason=f"NAB sample not found at {NAB}")
+
+STEP = 300.0
+T0 = 1_400_000_000.0
+
+
+def make_series(n: int, windows: list[tuple[int, int]], name: str = "f/a.csv") -> Series:
+    """A series of ``n`` rows 5 min apart with windows given as (first, last) rows."""
+    stamps = T0 + STEP * np.arange(n, dtype=np.float64)
+    limits = [(float(stamps[a]), float(stamps[b])) for a, b in windows]
+    return Series(name.split("/")[0], name, stamps, np.zeros(n), limits)
+
+
+def S(p: float) -> float:
+    """NAB's scaled sigmoid, written out independently of the module."""
+    return -1.0 if p >= 3 else 2 / (1 + math.exp(5 * p)) - 1
+
+
+def reference_raw(series: Series, scores: np.ndarray, threshold: float, profile: Profile) -> float:
+    """README rules, row by row, with no vectorisation: the oracle for the scorer."""
+    n = len(series)
+    spans = [
+        (int(np.argmax(series.timestamps >= a)), int(np.flatnonzero(series.timestamps <= b)[-1]))
+        for a, b in series.windows
+    ]
+    probation = min(math.floor(0.15 * n), 750)
+    total = 0.0
+    found = [False] * len(spans)
+    for i in range(probation, n):
+        if scores[i] < threshold:
+            continue
+        inside = [k for k, (a, b) in enumerate(spans) if a <= i <= b]
+        if inside:
+            k = inside[0]
+            a, b = spans[k]
+            if not found[k]:
+                found[k] = True
+                width = b - a + 1
+                total += profile.tp * S(-(b - i + 1) / width) / S(-1.0)
+            continue
+        before = [(a, b) for a, b in spans if b < i]
+        if not before:
+            total -= profile.fp
+        else:
+            a, b = before[-1]
+            total += profile.fp * S((i - b) / (b - a + 1 - 1))
+    total -= profile.fn * found.count(False)
+    return total
+
+
+# --------------------------------------------------------------------------- hand-computed
+
+
+def test_probation_length() -> None:
+    assert probation_length(4032) == 604
+    assert probation_length(100) == 15
+    assert probation_length(5000) == 750
+    assert probation_length(20_000) == 750
+
+
+def test_perfect_detector_scores_100_and_null_detector_0() -> None:
+    corpus = [
+        make_series(200, [(100, 119)], "f/a.csv"),
+        make_series(300, [(50, 59), (200, 239)], "f/b.csv"),
+    ]
+    perfect = {s.name: np.zeros(len(s)) for s in corpus}
+    for s in corpus:
+        for first, _ in s.window_rows():
+            perfect[s.name][first] = 1.0
+    null = {s.name: np.zeros(len(s)) for s in corpus}
+    for profile in PROFILES:
+        assert score_corpus(corpus, perfect)[profile].score == pytest.approx(100.0)
+        assert score_corpus(corpus, null)[profile].score == pytest.approx(0.0)
+    result = score_corpus(corpus, perfect)["standard"]
+    assert result.raw == pytest.approx(3.0)
+    assert (result.null, result.perfect) == (-3.0, 3.0)
+    assert result.threshold == 1.0
+
+
+def test_earliest_detection_in_window_counts_and_earlier_beats_later() -> None:
+    s = make_series(100, [(50, 59)])  # width 10
+    early, late, both = np.zeros(100), np.zeros(100), np.zeros(100)
+    early[52] = 1.0
+    late[57] = 1.0
+    both[[52, 57]] = 1.0
+    # p = -(59 - i + 1) / 10: i = 52 -> -0.8, i = 57 -> -0.3
+    assert score_file(s, early, 0.5) == pytest.approx(S(-0.8) / S(-1.0))
+    assert score_file(s, late, 0.5) == pytest.approx(S(-0.3) / S(-1.0))
+    assert score_file(s, both, 0.5) == pytest.approx(score_file(s, early, 0.5))
+    assert score_file(s, early, 0.5) > score_file(s, late, 0.5) > 0
+    # Right edge: p = -0.1, still a (small) reward.
+    edge = np.zeros(100)
+    edge[59] = 1.0
+    assert 0 < score_file(s, edge, 0.5) < 0.25
+
+
+def test_missed_window_costs_fn_weight() -> None:
+    s = make_series(100, [(50, 59)])
+    assert score_file(s, np.zeros(100), 0.5, STANDARD) == -1.0
+    assert score_file(s, np.zeros(100), 0.5, LOW_FN) == -2.0
+
+
+def test_false_positive_lowers_score() -> None:
+    corpus = [make_series(100, [(50, 59)])]
+    perfect = np.zeros(100)
+    perfect[50] = 1.0
+    noisy = perfect.copy()
+    noisy[30] = 1.0  # before any window: -fpWeight
+    assert score_file(corpus[0], noisy, 1.0, STANDARD) == pytest.approx(1.0 - 0.11)
+    assert score_file(corpus[0], noisy, 1.0, LOW_FP) == pytest.approx(1.0 - 0.22)
+    result = score_corpus(corpus, {"f/a.csv": noisy})["standard"]
+    # Detecting both is better than detecting nothing: raw 0.89, null -1, perfect 1.
+    assert result.score == pytest.approx(100 * (0.89 + 1) / 2)
+
+
+def test_false_positive_just_after_window_costs_less_than_far_away() -> None:
+    s = make_series(200, [(50, 59)])  # width 10, p = (i - 59) / 9
+    base = np.zeros(200)
+    base[50] = 1.0
+    near, far = base.copy(), base.copy()
+    near[60] = 1.0
+    far[150] = 1.0
+    near_cost = score_file(s, near, 0.5) - 1.0
+    far_cost = score_file(s, far, 0.5) - 1.0
+    assert near_cost == pytest.approx(0.11 * S(1 / 9))
+    assert far_cost == pytest.approx(-0.11)  # p = 91 / 9 >= 3
+    assert far_cost < near_cost < 0
+
+
+def test_probation_rows_are_ignored() -> None:
+    s = make_series(100, [(50, 59)])  # probation: rows 0..14
+    perfect = np.zeros(100)
+    perfect[50] = 1.0
+    spiky = perfect.copy()
+    spiky[:15] = 1.0
+    assert score_file(s, spiky, 0.5) == pytest.approx(1.0)
+    spiky[15] = 1.0  # the first scored row
+    assert score_file(s, spiky, 0.5) == pytest.approx(1.0 - 0.11)
+    assert score_corpus([s], {s.name: spiky})["standard"].score < 100.0
+    assert score_corpus([s], {s.name: perfect})["standard"].score == pytest.approx(100.0)
+
+
+def test_threshold_optimisation_picks_the_best_threshold() -> None:
+    a = make_series(200, [(100, 119)], "f/a.csv")
+    b = make_series(200, [(100, 119)], "f/b.csv")
+    sa, sb = np.zeros(200), np.zeros(200)
+    sa[101] = 0.9  # a hit, only at or below 0.9
+    sb[105] = 0.6  # a hit, only at or below 0.6
+    sb[30:90:3] = 0.7  # 20 FPs before any window: -2.2, more than a hit and a miss are worth
+    sa[40] = 0.3  # an FP that only a threshold of 0.3 would add
+    scores = {"f/a.csv": sa, "f/b.csv": sb}
+    by_threshold = {
+        t: sum(reference_raw(s, scores[s.name], t, STANDARD) for s in (a, b))
+        for t in (math.inf, 0.9, 0.7, 0.6, 0.3, 0.0)
+    }
+    best = max(by_threshold, key=lambda t: by_threshold[t])
+    assert best == 0.9
+    result = score_corpus([a, b], scores)["standard"]
+    assert result.threshold == 0.9
+    assert result.raw == pytest.approx(by_threshold[0.9])
+    # Where a miss costs 2, catching b too outweighs the 20 FPs.
+    sweep_fn = sweep([a, b], scores, LOW_FN)
+    raw_fn = dict(zip(sweep_fn.thresholds.tolist(), sweep_fn.raw.tolist(), strict=True))
+    for t, raw in raw_fn.items():
+        expected = sum(reference_raw(s, scores[s.name], t, LOW_FN) for s in (a, b))
+        assert raw == pytest.approx(expected), t
+    assert score_corpus([a, b], scores)["reward_low_FN_rate"].threshold == 0.6
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sweep_matches_row_by_row_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    corpus = []
+    scores = {}
+    for f in range(4):
+        n = int(rng.integers(60, 300))
+        cuts = sorted(rng.choice(np.arange(10, n - 5), size=4, replace=False).tolist())
+        windows = [(cuts[0], cuts[1]), (cuts[2], cuts[3])][: int(rng.integers(0, 3))]
+        s = make_series(n, windows, f"f/{f}.csv")
+        corpus.append(s)
+        # Few distinct values so that ties between rows are common.
+        scores[s.name] = rng.integers(0, 12, size=n) / 11.0
+    for profile in PROFILES.values():
+        result = sweep(corpus, scores, profile)
+        assert np.all(np.diff(result.thresholds) < 0)
+        for t, raw in zip(result.thresholds.tolist(), result.raw.tolist(), strict=True):
+            expected = sum(reference_raw(s, scores[s.name], t, profile) for s in corpus)
+            assert raw == pytest.approx(expected, abs=1e-9)
+        best = score_corpus(corpus, scores, [profile])[profile.name]
+        assert best.raw == pytest.approx(result.raw.max())
+        assert best.raw == pytest.approx(sum(best.per_file.values()))
+
+
+def test_scores_must_match_the_rows() -> None:
+    s = make_series(50, [])
+    with pytest.raises(ValueError, match="scores"):
+        score_file(s, np.zeros(49), 0.5)
+    with pytest.raises(ValueError, match="NaN"):
+        score_file(s, np.full(50, np.nan), 0.5)
+
+
+# --------------------------------------------------------------------------- result files, runner
+
+
+def test_write_then_read_results(tmp_path: Path) -> None:
+    s = make_series(40, [(20, 24)], "realX/b.csv")
+    scores = {s.name: np.linspace(0, 1, 40)}
+    (path,) = write_results(tmp_path, [s], scores)
+    assert path == tmp_path / "foreshock" / "realX" / "foreshock_b.csv"
+    lines = path.read_text().splitlines()
+    assert lines[0] == "timestamp,value,anomaly_score,label"
+    assert len(lines) == 41
+    assert lines[1].startswith("2014-05-13 16:53:20,0.0,0.0,0")
+    assert [line.rsplit(",", 1)[1] for line in lines[1:]].count("1") == 5
+    assert lines[21].endswith(",1") and lines[20].endswith(",0")
+    back = read_results(tmp_path, "foreshock", [s])
+    np.testing.assert_array_equal(back[s.name], scores[s.name])
+
+
+class Recorder:
+    """Checks that it is fed in order and one row at a time."""
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+
+    def update(self, timestamp: float, value: float) -> float:
+        assert not self.seen or timestamp > self.seen[-1]
+        self.seen.append(timestamp)
+        return min(1.0, len(self.seen) / 100)
+
+
+def test_run_feeds_each_series_online_into_a_fresh_detector() -> None:
+    corpus = [make_series(30, [], "f/a.csv"), make_series(50, [], "f/b.csv")]
+    detectors: list[Recorder] = []
+
+    def factory() -> Recorder:
+        detectors.append(Recorder())
+        return detectors[-1]
+
+    result = run(corpus, factory)
+    assert [len(d.seen) for d in detectors] == [30, 50]
+    assert result.points == 80
+    assert result.points_per_second > 0
+    np.testing.assert_allclose(result.scores["f/b.csv"], np.arange(1, 51) / 100)
+
+
+def test_run_rejects_scores_outside_unit_interval() -> None:
+    class Loud:
+        def update(self, timestamp: float, value: float) -> float:
+            return 2.0
+
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        run([make_series(10, [])], Loud)
+
+
+def test_foreshock_adapters_score_a_spike_high() -> None:
+    rng = np.random.default_rng(3)
+    s = make_series(400, [])
+    values = 50 + rng.normal(0, 1, 400)
+    values[300] = 80.0
+    s = Series(s.folder, s.name, s.timestamps, values, [])
+    for factory in (ZScoreDetector, MonitorDetector):
+        scores = run([s], factory).scores[s.name]
+        assert np.all((scores >= 0) & (scores < 1))
+        assert np.all(scores[:30] == 0)  # warm-up
+        assert int(np.argmax(scores)) == 300
+        assert scores[300] > 0.5
+
+
+# --------------------------------------------------------------------------- the NAB sample
+
+
+@needs_nab
+def test_load_corpus_reads_the_28_series() -> None:
+    corpus = load_corpus(NAB / "data", NAB / "labels" / "combined_windows.json")
+    assert len(corpus) == 28
+    assert sum(len(s.windows) for s in corpus) == 36
+    s = next(c for c in corpus if c.name == "realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv")
+    assert s.folder == "realAWSCloudwatch"
+    assert len(s) == 4032
+    assert s.timestamps[1] - s.timestamps[0] == 300.0
+    assert s.values[0] == pytest.approx(51.846)
+    assert s.window_rows() == [(1171, 1371), (2830, 3030)]
+    for c in corpus:
+        for start, end in c.windows:  # NAB's windows start and end on rows
+            assert start in c.timestamps and end in c.timestamps
+
+
+@needs_nab
+@pytest.mark.parametrize(
+    ("detector", "expected"),
+    [("ARTime", (69.8, 60.0, 75.2)), ("windowedGaussian", (26.5, 2.2, 37.1))],
+)
+def test_reproduces_nab_published_scores(detector: str, expected: tuple[float, ...]) -> None:
+    corpus = load_corpus(NAB / "data", NAB / "labels" / "combined_windows.json")
+    scores = read_results(NAB / "results", detector, corpus)
+    result = score_corpus(corpus, scores)
+    got = tuple(result[p].score for p in ("standard", "reward_low_FP_rate", "reward_low_FN_rate"))
+    assert got == pytest.approx(expected, abs=0.1)

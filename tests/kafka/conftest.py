@@ -1,0 +1,204 @@
+"""A real Apache Kafka broker for the tests in this folder, and the means to
+run Foreshock's producer and workers against it as separate processes.
+
+The broker is, in order: the one named by FORESHOCK_KAFKA_BOOTSTRAP; the one
+``make test`` started (``broker/kafka.py``); one started by testcontainers
+where a Docker engine is present. In CI a missing broker fails the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench.kafka import WorkerProcess, isolated, records, worker_env
+from foreshock.settings import Settings
+from models.schema import Telemetry
+from producers.kafka import TELEMETRY_TOPICS, Published, ensure_topics, publish
+
+ROOT = Path(__file__).parents[2]
+BROKER_RUN = ROOT / "broker" / ".run"
+
+
+def _answers(bootstrap: str) -> bool:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _kafka_version() -> str:
+    import xml.etree.ElementTree as ET
+
+    pom = ET.parse(ROOT / "broker" / "pom.xml").getroot()
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    version = pom.find("m:properties/m:kafka.version", ns)
+    assert version is not None and version.text
+    return version.text
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _docker_broker() -> Iterator[str] | None:
+    """The official Apache Kafka image, single-node KRaft, as in docker-compose.yml."""
+    try:
+        import docker
+
+        docker.from_env().ping()
+    except Exception:
+        return None
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    port = _free_port()
+    env = {
+        "KAFKA_NODE_ID": "1",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{port}",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+    }
+    container = DockerContainer(f"apache/kafka:{_kafka_version()}").with_bind_ports(9092, port)
+    for key, value in env.items():
+        container = container.with_env(key, value)
+
+    def run() -> Iterator[str]:
+        with container:
+            wait_for_logs(container, "Kafka Server started", timeout=120)
+            yield f"127.0.0.1:{port}"
+
+    return run()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    external = os.environ.get("FORESHOCK_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    started = BROKER_RUN / "bootstrap"
+    if started.exists() and _answers(address := started.read_text().strip()):
+        yield address
+        return
+    container = _docker_broker()
+    if container is not None:
+        yield from container
+        return
+    why = (
+        "no Kafka broker: set FORESHOCK_KAFKA_BOOTSTRAP, run `make broker-start`, "
+        "or provide a Docker engine"
+    )
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+@dataclass
+class Namespace:
+    """Topics, consumer group and tables of one test, apart from every other."""
+
+    bootstrap: str
+    workdir: Path
+    settings: Settings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settings = isolated(Settings(kafka_bootstrap=self.bootstrap))
+
+    @property
+    def client(self) -> dict[str, Any]:
+        return self.settings.kafka_client_options()
+
+    def topic(self, name: str) -> str:
+        return self.settings.topic(name)
+
+    def publish(self, messages: Iterable[Telemetry]) -> Published:
+        """Publish telemetry as ``foreshock produce`` does."""
+        s = self.settings
+        topics = {family: s.topic(t) for family, t in TELEMETRY_TOPICS.items()}
+        asyncio.run(ensure_topics(self.client, dict.fromkeys(topics.values(), s.partitions)))
+        return asyncio.run(publish(messages, self.client, topics))
+
+    def worker(self, label: str = "worker") -> WorkerProcess:
+        return WorkerProcess(worker_env(self.settings), self.workdir / f"{label}.log", self.workdir)
+
+    def records(self, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+        """Every record on one of this test's topics."""
+        return asyncio.run(_read_all(self.client, self.topic(topic)))
+
+    def read(self, topic: str) -> list[dict[str, Any]]:
+        """Every record on one of this test's topics, decoded."""
+        return [orjson.loads(r.value) for r in self.records(topic)]
+
+    def committed(self, topic: str) -> tuple[int, int]:
+        """Offsets the workers' group has committed on a topic, and its end offsets."""
+        return asyncio.run(_committed(self.client, self.settings.app_id, self.topic(topic)))
+
+    def wait_for(
+        self, what: str, found: Callable[[], Any], timeout_s: float, workers: list[WorkerProcess]
+    ) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            result = found()
+            if result:
+                return result
+            for w in workers:
+                assert w.alive, f"{w.log.name} exited early:\n{w.tail()}"
+            time.sleep(2)
+        tails = "\n".join(f"--- {w.log.name}\n{w.tail()}" for w in workers)
+        raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}\n{tails}")
+
+
+async def _read_all(client: dict[str, Any], topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    ends = await _end_offsets(client, topic)
+    want = sum(ends.values())
+    return await records(client, [topic], lambda seen: len(seen) >= want, timeout_s=60)
+
+
+async def _end_offsets(client: dict[str, Any], topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(topic, **client, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return await consumer.end_offsets(tps) if tps else {}
+    finally:
+        await consumer.stop()
+
+
+async def _committed(client: dict[str, Any], group: str, topic: str) -> tuple[int, int]:
+    ends = await _end_offsets(client, topic)
+    admin = AIOKafkaAdminClient(**client)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    done = sum(om.offset for tp, om in offsets.items() if tp.topic == topic and om.offset > 0)
+    return done, sum(ends.values())
+
+
+@pytest.fixture
+def namespace(kafka_bootstrap: str, tmp_path: Path) -> Namespace:
+    return Namespace(kafka_bootstrap, tmp_path)

@@ -1,0 +1,129 @@
+"""Foreshock's Faust workers on a real broker: the same incident as the
+embedded engine, across a restart, and with two workers sharing the work."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bench.kafka import Reports, WorkerProcess, sources_with_data
+from models.schema import Telemetry
+from producers.simulator import Simulator
+from tests.kafka.conftest import Namespace
+
+# One at a time: each runs a broker-bound worker on a 2-core machine.
+pytestmark = pytest.mark.xdist_group("kafka")
+
+SCENARIO = "reference-2022-10-04"
+WINDOW_S = 10.0
+PROCESSING_S = 900  # generous bound on a worker's time to replay the scenario
+
+
+def incident_events(ns: Namespace) -> list[dict[str, Any]]:
+    return [e for e in ns.read("foreshock.incidents") if e.get("type") == "incident"]
+
+
+def resolved(ns: Namespace) -> list[dict[str, Any]]:
+    return [e for e in incident_events(ns) if e["kind"] == "resolved"]
+
+
+def opened_once(ns: Namespace) -> dict[str, Any]:
+    """The one incident of the run, in its last state; fails on any other count."""
+    events = incident_events(ns)
+    opened = [e for e in events if e["kind"] == "opened"]
+    assert len(opened) == 1, [(e["id"], e["at"]) for e in opened]
+    assert {e["id"] for e in events} == {opened[0]["id"]}
+    return events[-1]
+
+
+def detecting(worker: WorkerProcess) -> set[str]:
+    """Partitions the worker ran detectors on."""
+    return set(re.findall(r"detecting on (\S+):", worker.text()))
+
+
+def simulate(scenarios, topology, business, seed: int = 1) -> Iterator[Telemetry]:
+    return Simulator(scenarios[SCENARIO], topology, business, seed).messages()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_same_incident_as_the_embedded_engine(
+    namespace, replayed, scenarios, topology, business, seed
+):
+    truth = scenarios[SCENARIO].truth
+    published = namespace.publish(simulate(scenarios, topology, business, seed))
+    assert published.messages > 400_000
+    with namespace.worker() as worker:
+        namespace.wait_for(
+            "the incident to resolve", lambda: resolved(namespace), PROCESSING_S, [worker]
+        )
+    kafka = opened_once(namespace)
+    embedded = replayed(SCENARIO, seed).incidents
+    assert len(embedded) == 1
+    assert kafka["id"] == embedded[0]["id"]
+    assert kafka["sev"] == embedded[0]["sev"] == 1
+    assert kafka["root_cause"] == embedded[0]["root_cause"] == truth.root_cause
+    assert set(kafka["blast_radius"]) == set(embedded[0]["blast_radius"])
+    assert abs(kafka["opened_at"] - embedded[0]["opened_at"]) <= WINDOW_S
+    sev1 = min(e["at"] for e in incident_events(namespace) if e["sev"] == 1)
+    assert 0 <= sev1 - truth.impact_start <= 30
+
+
+def test_a_restarted_worker_resumes_from_the_changelog(namespace, scenarios, topology, business):
+    truth = scenarios[SCENARIO].truth
+    assert truth.fault_start is not None and truth.precursor_start is not None
+    # The first worker sees the day up to after the leak's warning, before the fault.
+    cut = truth.fault_start - 1800
+    messages = simulate(scenarios, topology, business)
+    namespace.publish(itertools.takewhile(lambda m: m.time <= cut, messages))
+    sources = asyncio.run(sources_with_data(namespace.settings))
+
+    def all_decided() -> bool:
+        return Reports(sources, cut).done(namespace.records("foreshock.windows"))
+
+    with namespace.worker("first") as first:
+        namespace.wait_for("every window before the cut", all_decided, PROCESSING_S, [first])
+    warnings = [
+        e for e in namespace.read("foreshock.anomalies") if e["type"] == "ExhaustionWarning"
+    ]
+    assert warnings, "no exhaustion warning before the cut"
+    assert not incident_events(namespace)
+    done, end = namespace.committed("telemetry.pods")
+    assert 0 < done <= end, (done, end)
+
+    # The rest of the day, with the fault, goes to a new worker.
+    namespace.publish(messages)
+    with namespace.worker("second") as second:
+        namespace.wait_for(
+            "the incident to resolve", lambda: resolved(namespace), PROCESSING_S, [second]
+        )
+    resumed = re.findall(r"resumed from the snapshot at offset \d+, (\d+) series", second.text())
+    assert len(resumed) >= len(sources) - 2 and all(int(n) > 0 for n in resumed), second.tail()
+    assert "from scratch" not in second.text()
+    incident = opened_once(namespace)
+    assert incident["sev"] == 1
+    assert incident["root_cause"] == truth.root_cause
+    assert 0 <= incident["opened_at"] - truth.impact_start <= 30
+
+
+def test_two_workers_share_the_partitions_and_open_one_incident(
+    namespace, replayed, scenarios, topology, business
+):
+    truth = scenarios[SCENARIO].truth
+    namespace.publish(simulate(scenarios, topology, business))
+    with namespace.worker("a") as a, namespace.worker("b") as b:
+        namespace.wait_for(
+            "the incident to resolve", lambda: resolved(namespace), PROCESSING_S, [a, b]
+        )
+    assert detecting(a) and detecting(b), "one worker got no partition"
+    incident = opened_once(namespace)
+    embedded = replayed(SCENARIO, 1).incidents[0]
+    assert incident["id"] == embedded["id"]
+    assert incident["sev"] == 1
+    assert incident["root_cause"] == truth.root_cause
+    assert set(incident["blast_radius"]) == set(embedded["blast_radius"])
+    assert abs(incident["opened_at"] - embedded["opened_at"]) <= WINDOW_S
