@@ -1,9 +1,10 @@
 """``foreshock bench kafka``: one worker's throughput and lag on a real broker.
 
-Throughput: the scenario is published first, then a bare aiokafka consumer
-reads the same telemetry (the ceiling: fetching and nothing else), then one
-worker detects on it; each figure is samples over the time from its first
-record to its last. Lag: on a second, isolated set of topics, the scenario is
+Throughput: the scenario is published first; then a bare aiokafka consumer
+reads the same telemetry (fetching and nothing else), one worker detects on
+it, and a Faust agent that does nothing reads it too (the ceiling of any
+Faust worker); each figure is samples over the time from its first record
+to its last. Lag: on a second, isolated set of topics, the scenario is
 published at a steady pace below capacity while the worker runs; for every
 window the worker decides, the lag is from when the telemetry message that
 closed the window was sent to when the worker's report reached the broker.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,14 +57,20 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-class WorkerProcess:
-    """One ``foreshock worker`` process, logging to a file."""
+FORESHOCK_WORKER = ("-m", "foreshock", "worker", "--loglevel", "info")
+PASSTHROUGH_WORKER = ("-m", "bench.passthrough", "worker", "--loglevel", "warn", "--without-web")
 
-    def __init__(self, env: dict[str, str], log: Path, cwd: Path) -> None:
+
+class WorkerProcess:
+    """One worker process (Foreshock's, by default), logging to a file."""
+
+    def __init__(
+        self, env: dict[str, str], log: Path, cwd: Path, argv: tuple[str, ...] = FORESHOCK_WORKER
+    ) -> None:
         self.log = log
         self._out = log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "foreshock", "worker", "--loglevel", "info"],
+            [sys.executable, *argv],
             env=env,
             cwd=cwd,
             stdout=self._out,
@@ -199,6 +207,7 @@ def throughput(
             )
         )
     worker_s = _span_s(reports)
+    passthrough_s = _passthrough(s, workdir, published.messages)
     return {
         "scenario": scenario.name,
         "messages": published.messages,
@@ -210,7 +219,23 @@ def throughput(
         "bare_consumer_s": round(bare_s, 2),
         "bare_consumer_samples_per_s": round(published.samples / bare_s),
         "ratio": round(bare_s / worker_s, 3),
+        "passthrough_agent_s": round(passthrough_s, 2),
+        "passthrough_agent_samples_per_s": round(published.samples / passthrough_s),
+        "ratio_to_passthrough_agent": round(passthrough_s / worker_s, 3),
     }
+
+
+def _passthrough(s: Settings, workdir: Path, messages: int) -> float:
+    """Seconds a do-nothing Faust agent takes over the same messages."""
+    log = workdir / f"{s.app_id}-passthrough.log"
+    with WorkerProcess(worker_env(s), log, workdir, PASSTHROUGH_WORKER) as agent:
+        deadline = time.monotonic() + 1200
+        while time.monotonic() < deadline and agent.alive:
+            done = re.findall(rf"passthrough: {messages} messages in ([\d.]+) s", agent.text())
+            if done:
+                return float(done[0])
+            time.sleep(1)
+    raise TimeoutError(f"the passthrough agent did not finish:\n{agent.tail()}")
 
 
 def _until(messages: Iterator[Telemetry], last: float) -> Iterator[Telemetry]:
@@ -239,7 +264,7 @@ def lag(
     with WorkerProcess(worker_env(s), workdir / f"{s.app_id}.log", workdir) as worker:
         # Wait for the worker to be ready before the clock starts.
         deadline = time.monotonic() + 120
-        while "Worker: Ready" not in worker.text():
+        while "Worker]: Ready" not in worker.text():
             if time.monotonic() > deadline or not worker.alive:
                 raise TimeoutError(f"worker not ready:\n{worker.tail()}")
             time.sleep(0.5)

@@ -303,10 +303,30 @@ def worker(
     faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
 
 
-bench_app = typer.Typer(
-    no_args_is_help=True, help="Benchmarks: figures and ratios, never pass/fail."
-)
+bench_app = typer.Typer(help="Benchmarks: figures and ratios, never pass/fail.")
 app.add_typer(bench_app, name="bench")
+
+
+@bench_app.callback(invoke_without_command=True)
+def bench(
+    ctx: typer.Context,
+    scenarios: Annotated[
+        list[str] | None, typer.Option("--scenarios", help="scenario names (default: all)")
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="seeds 1..N of each scenario")] = 5,
+    jobs: Annotated[int, typer.Option(help="parallel processes (default: one per core)")] = 0,
+    out: Annotated[Path, typer.Option(help="report.json, report.md and plots")] = Path("out/bench"),
+) -> None:
+    """MTTD benchmark: scenarios × seeds on the embedded engine, scored against their truth."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from bench.scenarios import progress_bar, render_tables, run_bench
+
+    with progress_bar(console) as progress:
+        report = run_bench(scenarios, seeds, jobs, out, progress)
+    for renderable in render_tables(report):
+        console.print(renderable)
+    console.print(f"[dim]report.json, report.md and plots in {out}/[/dim]")
 
 
 @bench_app.command("kafka")
@@ -323,7 +343,8 @@ def bench_kafka(
     json: Annotated[bool, typer.Option("--json", help="print one JSON object instead")] = False,
 ) -> None:
     """One worker on the broker (FORESHOCK_KAFKA_BOOTSTRAP): samples/s end to end,
-    against a bare aiokafka consumer of the same messages, and ingest-to-emission lag."""
+    against a bare aiokafka consumer and a do-nothing Faust agent reading the same
+    messages, and ingest-to-emission lag."""
     from bench.kafka import lag, throughput
 
     settings = Settings()
@@ -343,8 +364,41 @@ def bench_kafka(
     table.add_row("bare aiokafka consumer", f"{result['bare_consumer_samples_per_s']:,} samples/s")
     table.add_row("ratio worker / bare consumer", f"{result['ratio']:.3f}")
     table.add_row(
+        "Faust agent doing nothing", f"{result['passthrough_agent_samples_per_s']:,} samples/s"
+    )
+    table.add_row("ratio worker / that agent", f"{result['ratio_to_passthrough_agent']:.3f}")
+    table.add_row(
         f"lag at ×{lag_speed:g} ({result['lag_samples_per_s']:,} samples/s)",
         f"p50 {result['lag_p50_ms']:,.0f} ms, p99 {result['lag_p99_ms']:,.0f} ms "
         f"over {result['lag_windows']:,} windows",
     )
     console.print(table)
+
+
+@app.command()
+def nab(
+    data: Annotated[Path, typer.Option(help="a NAB data folder (<folder>/<series>.csv)")],
+    labels: Annotated[Path, typer.Option(help="NAB's combined_windows.json")],
+    out: Annotated[Path, typer.Option(help="results folder, in NAB's layout")] = Path("out/nab"),
+    json: Annotated[bool, typer.Option("--json", help="print one JSON object instead")] = False,
+) -> None:
+    """Score Foreshock's per-series detector on a NAB corpus (NAB's rules and profiles)."""
+    from bench import nab as nabench
+
+    corpus = nabench.load_corpus(data, labels)
+    result = nabench.run(corpus, nabench.ZScoreDetector)
+    nabench.write_results(out, corpus, result.scores)
+    scores = nabench.score_corpus(corpus, result.scores)
+    summary: dict[str, float | int] = {name: round(r.score, 2) for name, r in scores.items()}
+    summary |= {"points": result.points, "points_per_s": round(result.points_per_second)}
+    if json:
+        typer.echo(orjson.dumps(summary).decode())
+        return
+    table = Table("profile", "score", "threshold", title=f"NAB: {len(corpus)} series")
+    for name, r in scores.items():
+        table.add_row(name, f"{r.score:.1f}", f"{r.threshold:.4f}")
+    console.print(table)
+    console.print(
+        f"{result.points:,} points at {result.points_per_second:,.0f} points/s; "
+        f"results in {out}/foreshock/"
+    )

@@ -2,8 +2,10 @@
 
 from models.correlate import Suspect, blast_radius, rank_root_causes
 from models.detect import AdaptiveZScore, Anomaly, SeriesMonitor
+from models.gaps import GapWatch, TelemetryGap
 from models.impact import Business, Impact, ImpactMeter
 from models.incident import Incident, IncidentEvent, IncidentTracker
+from models.maintenance import MaintenanceWindow, under_maintenance
 from models.pipeline import (
     CorrelateStage,
     DetectionPipeline,
@@ -17,7 +19,14 @@ from models.pipeline import (
 from models.schema import Rejection, Telemetry, decode, encode, validate
 from models.severity import SeverityPolicy, UserImpact, classify
 from models.topology import Node, Topology
-from models.trend import ExhaustionWarning, ExhaustionWatch, TimeToExhaustion
+from models.trend import (
+    CreepWarning,
+    CreepWatch,
+    ExhaustionWarning,
+    ExhaustionWatch,
+    LatencyCreep,
+    TimeToExhaustion,
+)
 from models.window import ClosedWindow, Windower
 
 __all__ = [
@@ -26,17 +35,22 @@ __all__ = [
     "Business",
     "ClosedWindow",
     "CorrelateStage",
+    "CreepWarning",
+    "CreepWatch",
     "DetectStage",
     "DetectionPipeline",
     "Event",
     "ExhaustionWarning",
     "ExhaustionWatch",
+    "GapWatch",
     "Impact",
     "ImpactMeter",
     "Incident",
     "IncidentEvent",
     "IncidentTracker",
     "LatePoints",
+    "LatencyCreep",
+    "MaintenanceWindow",
     "Node",
     "Note",
     "PipelineConfig",
@@ -45,6 +59,7 @@ __all__ = [
     "SeverityPolicy",
     "Suspect",
     "Telemetry",
+    "TelemetryGap",
     "TimeToExhaustion",
     "Topology",
     "UserImpact",
@@ -55,5 +70,6 @@ __all__ = [
     "decode",
     "encode",
     "rank_root_causes",
+    "under_maintenance",
     "validate",
 ]

@@ -10,6 +10,16 @@ It runs in two stages so that the first can be split across workers:
   turns what the components show into incidents.
 
 ``DetectionPipeline`` chains the two in one process.
+
+Besides anomalies, the detection stage reports slow drifts (``CreepWarning``,
+against a long-run baseline) and entities that stopped reporting while the
+others go on (``TelemetryGap``); both reach correlation as notes in the
+window report. A drift is evidence like an anomaly, and on a user-facing
+series it counts as users hurt. A gap is kept apart: it is never an outage
+by itself, and a silent series keeps the state it was last known in. The
+correlation stage also honours announced maintenance (``config.maintenance``):
+announced components do not page and are not named root cause while their
+window runs.
 """
 
 from __future__ import annotations
@@ -23,12 +33,14 @@ from typing import Any
 
 from models.correlate import blast_radius, rank_root_causes
 from models.detect import Anomaly, SeriesMonitor
+from models.gaps import GapWatch, TelemetryGap
 from models.impact import Business, ImpactMeter
 from models.incident import IncidentEvent, IncidentTracker
+from models.maintenance import MaintenanceWindow, under_maintenance
 from models.schema import SERIES_METRICS, Bad, MetricSpec, Rejection, Telemetry
 from models.severity import UserImpact
 from models.topology import Topology
-from models.trend import ExhaustionWarning, ExhaustionWatch
+from models.trend import CreepWarning, CreepWatch, ExhaustionWarning, ExhaustionWatch
 from models.window import ClosedWindow, SeriesKey, Windower
 
 
@@ -48,6 +60,19 @@ class PipelineConfig:
     page_persist_windows: int = 3  # one user-facing series alone pages after this long
     resolve_after_s: float = 600.0
     reopen_within_s: float = 1800.0
+    gap_after_s: float = 60.0  # an entity silent this long while others report is a gap
+    creep_rel: float = 0.5  # a drift of this share of the long-run baseline is a creep
+    creep_confirm_windows: int = 30  # ... when it lasts this long
+    creep_warm_up_windows: int = 180
+    creep_fast: float = 1 / 30  # weight of a window in the recent level (5 min)
+    creep_slow: float = 1 / 720  # ... and in the long-run baseline (2 h)
+    # Announced maintenance: these components do not page during their window.
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+
+
+# Series watched for slow drifts besides the user-facing ones.
+CREEP_METRICS = frozenset({"p99_latency_ms", "latency_ms"})
+GAP = "telemetry_gap"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +130,8 @@ class WindowReport:
         )
 
 
-Event = Anomaly | ExhaustionWarning | IncidentEvent | LatePoints
-Detected = Anomaly | ExhaustionWarning | LatePoints | WindowReport
+Event = Anomaly | ExhaustionWarning | CreepWarning | TelemetryGap | IncidentEvent | LatePoints
+Detected = Anomaly | ExhaustionWarning | CreepWarning | TelemetryGap | LatePoints | WindowReport
 
 
 def degradation(spec: MetricSpec, value: float, baseline: float) -> float:
@@ -146,6 +171,8 @@ class DetectStage:
         self.windows = Windower(cfg.window_s, cfg.lateness_s)
         self.monitors: dict[SeriesKey, SeriesMonitor] = {}
         self.watches: dict[SeriesKey, ExhaustionWatch] = {}
+        self.creeps: dict[SeriesKey, CreepWatch] = {}
+        self.gaps = GapWatch(cfg.window_s, cfg.gap_after_s)
         self.samples = 0
         self.late_points = 0
 
@@ -155,6 +182,10 @@ class DetectStage:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        # Snapshots taken before drifts and gaps were watched.
+        self.__dict__.setdefault("creeps", {})
+        if "gaps" not in self.__dict__:
+            self.gaps = GapWatch(self.config.window_s, self.config.gap_after_s)
 
     @classmethod
     def restore(cls, snapshot: bytes, topology: Topology) -> DetectStage:
@@ -222,6 +253,22 @@ class DetectStage:
                 horizon_s=cfg.horizon_s,
                 window_s=cfg.trend_window_s,
             )
+        if spec.bad is not Bad.EITHER and (
+            metric in CREEP_METRICS or key in self.topology.journey_of
+        ):
+            self.creeps[key] = CreepWatch(
+                entity,
+                metric,
+                floor=2 * spec.floor,
+                lower_is_worse=spec.bad is Bad.LOW,
+                # A ratio's margin is absolute (two floors), not a share of its level.
+                rel=0.0 if spec.ratio else cfg.creep_rel,
+                confirm=cfg.creep_confirm_windows,
+                max_hold=cfg.max_hold_windows,
+                fast=cfg.creep_fast,
+                slow=cfg.creep_slow,
+                warm_up=cfg.creep_warm_up_windows,
+            )
         return mon
 
     def _decide(self, window: ClosedWindow) -> list[Detected]:
@@ -242,12 +289,33 @@ class DetectStage:
                     events.append(warning)
                     evidence = f"{key[0]}:{key[1]}:exhaustion"
                     notes.append(Note(key[0], evidence, warning.at, warning.cleared_at is None))
+            creep = self.creeps.get(key)
+            if creep is not None:
+                drift = creep.update(window.start, window.decided_at, value)
+                if drift is not None:
+                    events.append(drift)
+                    evidence = f"{key[0]}:{key[1]}:creep"
+                    notes.append(Note(key[0], evidence, drift.onset, drift.ended_at is None))
+        present = {entity for entity, _ in window.values}
+        for gap in self.gaps.update(window.start, window.decided_at, present):
+            events.append(gap)
+            notes.append(Note(gap.entity, f"{gap.entity}:{GAP}", gap.start, gap.ended_at is None))
         losses: dict[SeriesKey, float] = {}
         for key in self.topology.journey_of:
             stage = self.monitors.get(key)
+            if stage is None:
+                continue
             seen = window.values.get(key)
-            if stage is not None and stage.active is not None and seen is not None:
+            drifting = self.creeps.get(key)
+            if seen is None:
+                # Silence is not health: a series lost while hurting keeps hurting.
+                if stage.active is not None:
+                    last = stage.active
+                    losses[key] = degradation(stage.spec, last.value, last.baseline)
+            elif stage.active is not None:
                 losses[key] = degradation(stage.spec, seen, stage.detector.baseline)
+            elif drifting is not None and drifting.active is not None:
+                losses[key] = degradation(stage.spec, seen, drifting.level.baseline)
         events.append(
             WindowReport(self.source, window.start, window.decided_at, tuple(notes), losses)
         )
@@ -282,6 +350,16 @@ class CorrelateStage:
         # the root cause is judged on the whole cascade, not on what is still red.
         self._touched: dict[str, dict[str, float]] = {}
         self._hurting_windows = 0
+        self.gaps: dict[str, float] = {}  # entity -> start of its telemetry gap
+
+    @property
+    def blind(self) -> dict[str, float]:
+        """Components with an entity in a telemetry gap, and since when."""
+        out: dict[str, float] = {}
+        for entity, since in self.gaps.items():
+            node = self.topology.node_of[entity]
+            out[node] = min(since, out.get(node, since))
+        return out
 
     def __getstate__(self) -> dict[str, Any]:
         # Reports still waiting are left out: an engine that restores a snapshot
@@ -295,6 +373,7 @@ class CorrelateStage:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.pending = {}
+        self.__dict__.setdefault("gaps", {})
 
     @classmethod
     def restore(cls, snapshot: bytes, topology: Topology) -> CorrelateStage:
@@ -347,6 +426,13 @@ class CorrelateStage:
         return events
 
     def _note(self, note: Note) -> None:
+        if note.evidence.endswith(f":{GAP}"):
+            # A gap is no evidence of failure: it is kept apart from anomalies.
+            if note.active:
+                self.gaps[note.entity] = note.onset
+            else:
+                self.gaps.pop(note.entity, None)
+            return
         node = self.topology.node_of[note.entity]
         if note.active:
             self._active[node][note.evidence] = note.onset
@@ -355,6 +441,20 @@ class CorrelateStage:
             self._active[node].pop(note.evidence, None)
             if not self._active[node]:
                 del self._active[node]
+
+    def _corroborated(self, node: str, evidence: Iterable[str]) -> bool:
+        """Whether a component's evidence speaks for the component, not for one
+        of its instances: its own aggregate series, a user-facing series, a
+        forecast, or several metrics of one instance."""
+        metrics: dict[str, set[str]] = defaultdict(set)
+        for ev in evidence:
+            entity, metric, *kind = ev.split(":")
+            if entity == node or (entity, metric) in self.topology.journey_of:
+                return True
+            if kind == ["exhaustion"]:
+                return True
+            metrics[entity].add(metric)
+        return any(len(m) >= 2 for m in metrics.values())
 
     def _user_impact(self, losses: dict[SeriesKey, float]) -> UserImpact:
         """Share of users failing each journey, overall and per region.
@@ -384,6 +484,11 @@ class CorrelateStage:
             for note in report.notes:
                 self._note(note)
             losses.update(report.losses)
+        # Announced maintenance: its components neither hurt users nor cause.
+        quiet = under_maintenance(self.config.maintenance, reports[0].start)
+        if quiet:
+            node_of = self.topology.node_of
+            losses = {k: v for k, v in losses.items() if node_of[k[0]] not in quiet}
         impact = self._user_impact(losses)
         self._hurting_windows = self._hurting_windows + 1 if losses else 0
         # Users are hurt when several user-facing series agree, or one persists.
@@ -395,8 +500,13 @@ class CorrelateStage:
             if not paging:
                 return []
             self._touched = {node: dict(ev) for node, ev in self._active.items()}
-        onsets = {node: min(ev.values()) for node, ev in self._touched.items()}
-        evidence = {node: list(ev) for node, ev in self._touched.items()}
+        touched = {n: ev for n, ev in self._touched.items() if n not in quiet and ev}
+        # One pod's latency wobbling during an outage (the harmless blips of a
+        # large fleet) is no evidence against a whole component.
+        corroborated = {n: ev for n, ev in touched.items() if self._corroborated(n, ev)}
+        touched = corroborated or touched
+        onsets = {node: min(ev.values()) for node, ev in touched.items()}
+        evidence = {node: list(ev) for node, ev in touched.items()}
         suspects = rank_root_causes(self.topology, onsets, evidence)
         blast = blast_radius(self.topology, suspects[0].node, set(onsets)) if suspects else []
         return self.tracker.step(at, paging, impact, suspects, blast)
@@ -416,6 +526,11 @@ class DetectionPipeline:
         self.config = config or PipelineConfig()
         self.detect = DetectStage(topology, self.config)
         self.correlate = CorrelateStage(topology, business, self.config)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # The stages leave the topology out of their state: hand them ours.
+        self.__dict__.update(state)
+        self.detect.topology = self.correlate.topology = self.topology
 
     @property
     def series(self) -> int:

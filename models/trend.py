@@ -3,6 +3,9 @@
 A slow leak looks normal to a level detector: each minute is close to the
 last. A straight line fitted over the recent past is not fooled, and says when
 the resource will run out, long before it does.
+
+A latency that creeps up for hours fools the level detector the same way:
+:class:`CreepWatch` holds its recent level against a long-run baseline.
 """
 
 from __future__ import annotations
@@ -146,4 +149,183 @@ class ExhaustionWatch:
             return ExhaustionWarning(
                 w.entity, w.metric, w.at, w.eta, value, w.slope_per_min, cleared_at=at
             )
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class CreepWarning:
+    """A series drifting, slowly but for long, away from its long-run baseline."""
+
+    entity: str
+    metric: str
+    onset: float  # start of the first window of the drift
+    at: float  # event time at which it was known
+    value: float  # the recent level
+    baseline: float  # the long-run level it drifted from
+    ended_at: float | None = None
+
+    @property
+    def direction(self) -> str:
+        return "high" if self.value >= self.baseline else "low"
+
+
+class LatencyCreep:
+    """A recent level against a long-run baseline, both exponentially weighted.
+
+    The per-series level detector follows slow change on purpose (it must
+    follow the daily cycle), so a latency that creeps up by a few percent an
+    hour never stands out against it. Here the baseline forgets over hours
+    and is frozen while the series is judged drifting, and the recent level
+    is smoothed over minutes, so that a blip of a few seconds cannot move it.
+
+    Parameters
+    ----------
+    fast
+        Weight of the newest value in the recent level (1/30: five minutes of
+        10 s windows).
+    slow
+        Weight of the newest value in the long-run baseline (1/720: two hours).
+    warm_up
+        Values to learn before judging; until then the drift is 0.
+
+    Examples
+    --------
+    >>> creep = LatencyCreep(warm_up=10)
+    >>> for _ in range(100):
+    ...     creep.learn_one(100.0)
+    >>> for step in range(200):  # +0.5 ms per window
+    ...     creep.update_recent(100.0 + 0.5 * step)
+    >>> round(creep.recent) > 150 and round(creep.baseline) == 100
+    True
+    """
+
+    def __init__(self, fast: float = 1 / 30, slow: float = 1 / 720, warm_up: int = 180) -> None:
+        self.fast = fast
+        self.slow = slow
+        self.warm_up = warm_up
+        # The warm-up makes a plain average, not a baseline stuck near the
+        # very first value; exponential forgetting takes over after it.
+        self._recent = 0.0
+        self._baseline = 0.0
+        self._n_recent = 0
+        self._n = 0
+
+    @property
+    def recent(self) -> float:
+        return self._recent
+
+    @property
+    def baseline(self) -> float:
+        return self._baseline
+
+    @property
+    def ready(self) -> bool:
+        return self._n >= self.warm_up
+
+    def update_recent(self, y: float) -> None:
+        self._n_recent += 1
+        self._recent += max(self.fast, 1 / self._n_recent) * (y - self._recent)
+
+    def learn_baseline(self, y: float) -> None:
+        self._n += 1
+        weight = 1 / self._n if self._n <= self.warm_up else self.slow
+        self._baseline += max(self.slow, weight) * (y - self._baseline)
+
+    def learn_one(self, y: float) -> None:
+        """Fold ``y`` into both the recent level and the long-run baseline."""
+        self.update_recent(y)
+        self.learn_baseline(y)
+
+
+class CreepWatch:
+    """Warns when a series' recent level has drifted past its long-run baseline
+    by ``rel`` of it (and at least ``floor``) in the harmful direction for
+    ``confirm`` windows in a row; the warning ends after ``clear`` windows back
+    within half that margin. While warning, the baseline does not learn, so
+    that the drift never becomes the new normal; after ``max_hold`` windows it
+    relearns anyway."""
+
+    def __init__(
+        self,
+        entity: str,
+        metric: str,
+        *,
+        floor: float,
+        lower_is_worse: bool = False,
+        rel: float = 0.5,
+        confirm: int = 30,
+        clear: int = 6,
+        max_hold: int = 2160,
+        fast: float = 1 / 30,
+        slow: float = 1 / 720,
+        warm_up: int = 180,
+    ) -> None:
+        self.entity = entity
+        self.metric = metric
+        self.floor = floor
+        self.lower_is_worse = lower_is_worse
+        self.rel = rel
+        self.confirm = confirm
+        self.clear = clear
+        self.max_hold = max_hold
+        self.level = LatencyCreep(fast, slow, warm_up)
+        self.active: CreepWarning | None = None
+        self._streak = 0
+        self._calm = 0
+        self._held = 0
+        self._first = 0.0
+
+    def drift(self) -> float:
+        """How far the recent level is from the baseline the harmful way, in margins."""
+        if not self.level.ready:
+            return 0.0
+        base = self.level.baseline
+        margin = max(self.rel * abs(base), self.floor)
+        delta = self.level.recent - base
+        return (-delta if self.lower_is_worse else delta) / margin
+
+    def update(self, start: float, at: float, value: float) -> CreepWarning | None:
+        """Fold one window in; return the warning if it just started or ended."""
+        if self.active is None:
+            self.level.update_recent(value)
+            if self.drift() >= 1.0:
+                if self._streak == 0:
+                    self._first = start
+                self._streak += 1
+                if self._streak >= self.confirm:
+                    self._streak, self._calm, self._held = 0, 0, 0
+                    self.active = CreepWarning(
+                        self.entity,
+                        self.metric,
+                        self._first,
+                        at,
+                        self.level.recent,
+                        self.level.baseline,
+                    )
+                    return self.active
+                return None
+            # Learn only what is not drifting: the recent level has been
+            # updated already, the baseline takes the value now.
+            self._streak = 0
+            self.level.learn_baseline(value)
+            return None
+        self._held += 1
+        if self._held >= self.max_hold:
+            self.level.learn_one(value)
+        else:
+            self.level.update_recent(value)
+        self._calm = self._calm + 1 if self.drift() < 0.5 else 0
+        if self._calm >= self.clear:
+            ended = CreepWarning(
+                self.entity,
+                self.metric,
+                self.active.onset,
+                self.active.at,
+                self.level.recent,
+                self.level.baseline,
+                ended_at=at,
+            )
+            self.active = None
+            self._calm = 0
+            return ended
         return None

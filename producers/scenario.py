@@ -22,6 +22,12 @@ A scenario file (TOML) looks like::
 
 Between its first and last keyframe an effect is interpolated linearly;
 outside them the entity runs on its baseline.
+
+Optional tables: ``[[maintenance]]`` (components announced to be under
+maintenance, given to the pipeline), ``[[gaps]]`` (entities whose telemetry
+stops) and ``[delivery]`` (late and out-of-order messages). The truth says
+what kind of scenario it is (``fault``, ``decoy`` or ``gap``) and what
+Foreshock is expected to do (``page``, ``warning``, ``none`` or ``gap``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from models.maintenance import MaintenanceWindow
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
@@ -51,6 +59,9 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "social": ("mention_rate", "outage_share"),
 }
 MODES = ("set", "scale", "add")
+KINDS = ("fault", "decoy", "gap")
+EXPECTS = ("page", "warning", "none", "gap")
+_EXPECT_OF_KIND = {"fault": "page", "decoy": "none", "gap": "gap"}
 
 _OFFSET = re.compile(r"^([+-])((?:\d+(?:\.\d+)?[hms])+)$")
 _PART = re.compile(r"(\d+(?:\.\d+)?)([hms])")
@@ -103,9 +114,16 @@ class Truth:
     sev: int | None = None
     affected: tuple[str, ...] = ()
     recovery: float | None = None
+    kind: str = "fault"  # fault | decoy | gap
+    expect: str = "page"  # page | warning | none | gap
+    # Expected share of users failing their worst-hit journey, at the worst.
+    impact_share: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "kind": self.kind,
+            "expect": self.expect,
+            "impact_share": self.impact_share,
             "fault_start": self.fault_start,
             "impact_start": self.impact_start,
             "precursor_start": self.precursor_start,
@@ -114,6 +132,30 @@ class Truth:
             "affected": list(self.affected),
             "recovery": self.recovery,
         }
+
+
+@dataclass(frozen=True)
+class Silence:
+    """Entities matching ``target`` send nothing from ``start`` to ``end``."""
+
+    target: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How messages reach the pipeline: ``late_share`` of them are held back
+    by up to ``max_delay_s``; every message by up to ``jitter_s`` (out of
+    order, but within the allowed lateness when small)."""
+
+    late_share: float = 0.0
+    max_delay_s: float = 0.0
+    jitter_s: float = 0.0
+
+    @property
+    def in_order(self) -> bool:
+        return self.late_share <= 0 and self.jitter_s <= 0
 
 
 @dataclass(frozen=True)
@@ -127,6 +169,9 @@ class Scenario:
     resolution_s: float = 1.0
     batch_s: float = 5.0
     blips_per_hour: float = 4.0
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    gaps: tuple[Silence, ...] = ()
+    delivery: Delivery = field(default_factory=Delivery)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -139,7 +184,16 @@ class Scenario:
         def when(key: str) -> float | None:
             return parse_time(t[key], day, fault) if key in t else None
 
+        kind = t.get("kind", "fault" if "root_cause" in t else "decoy")
+        if kind not in KINDS:
+            raise ValueError(f"truth.kind must be one of {KINDS}")
+        expect = t.get("expect", _EXPECT_OF_KIND[kind])
+        if expect not in EXPECTS:
+            raise ValueError(f"truth.expect must be one of {EXPECTS}")
         truth = Truth(
+            kind=kind,
+            expect=expect,
+            impact_share=float(t["impact_share"]) if "impact_share" in t else None,
             fault_start=fault,
             impact_start=when("impact_start"),
             precursor_start=when("precursor_start"),
@@ -168,7 +222,33 @@ class Scenario:
                     jitter_s=float(e.get("jitter_s", 0.0)),
                 )
             )
+        maintenance = tuple(
+            MaintenanceWindow(
+                tuple(m["components"]),
+                parse_time(str(m["start"]), day, fault),
+                parse_time(str(m["end"]), day, fault),
+                str(m.get("note", "")),
+            )
+            for m in d.get("maintenance", [])
+        )
+        gaps = tuple(
+            Silence(
+                g["target"],
+                parse_time(str(g["start"]), day, fault),
+                parse_time(str(g["end"]), day, fault) if "end" in g else float("inf"),
+            )
+            for g in d.get("gaps", [])
+        )
+        dv = d.get("delivery", {})
+        delivery = Delivery(
+            float(dv.get("late_share", 0.0)),
+            float(dv.get("max_delay_s", 0.0)),
+            float(dv.get("jitter_s", 0.0)),
+        )
         known = {
+            "maintenance",
+            "gaps",
+            "delivery",
             "name",
             "description",
             "start",
@@ -189,6 +269,9 @@ class Scenario:
             resolution_s=float(d.get("resolution_s", 1.0)),
             batch_s=float(d.get("batch_s", 5.0)),
             blips_per_hour=float(d.get("blips_per_hour", 4.0)),
+            maintenance=maintenance,
+            gaps=gaps,
+            delivery=delivery,
             extra={k: v for k, v in d.items() if k not in known},
         )
 

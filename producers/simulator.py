@@ -11,8 +11,9 @@ scenario, topology and seed always give the same messages.
 from __future__ import annotations
 
 import fnmatch
+import heapq
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -241,7 +242,60 @@ class Simulator:
         return when, when.tolist(), texts
 
     def messages(self) -> Iterator[Telemetry]:
-        """Every message of the scenario, batch by batch, entities in a fixed order."""
+        """Every message of the scenario, batch by batch, entities in a fixed order;
+        then the scenario's telemetry gaps cut out, and its delivery applied."""
+        out: Iterable[Telemetry] = self._generated()
+        if self.scenario.gaps:
+            out = self._silenced(out)
+        if not self.scenario.delivery.in_order:
+            out = self._delivered(out)
+        yield from out
+
+    def _silenced(self, messages: Iterable[Telemetry]) -> Iterator[Telemetry]:
+        """Drop the points of silenced entities inside their silences."""
+        spans: dict[str, list[tuple[float, float]]] = {}
+        for gap in self.scenario.gaps:
+            hit = [e.name for e in self.entities if fnmatch.fnmatchcase(e.name, gap.target)]
+            if not hit:
+                raise ValueError(f"gap target {gap.target!r} matches no entity")
+            for name in hit:
+                spans.setdefault(name, []).append((gap.start, gap.end))
+        for msg in messages:
+            silent = spans.get(msg.entity)
+            if silent is None:
+                yield msg
+                continue
+            keep = [i for i, t in enumerate(msg.ts) if not any(a <= t < b for a, b in silent)]
+            if len(keep) == len(msg.ts):
+                yield msg
+            elif keep:
+                yield Telemetry(
+                    msg.family,
+                    msg.entity,
+                    msg.time,
+                    [msg.ts[i] for i in keep],
+                    {k: [v[i] for i in keep] for k, v in msg.metrics.items()},
+                    [msg.text[i] for i in keep] if msg.text else [],
+                )
+
+    def _delivered(self, messages: Iterable[Telemetry]) -> Iterator[Telemetry]:
+        """Hold messages back: every one by up to ``jitter_s``, a share of them
+        by up to ``max_delay_s``; each is handed on once the stream has
+        reached its due time, so that later batches overtake it."""
+        dv = self.scenario.delivery
+        rng = np.random.default_rng([self.seed, _stable(self.scenario.name, "delivery")])
+        held: list[tuple[float, int, Telemetry]] = []
+        for n, msg in enumerate(messages):
+            delay = float(rng.uniform(0, dv.jitter_s)) if dv.jitter_s > 0 else 0.0
+            if dv.late_share > 0 and rng.random() < dv.late_share:
+                delay += float(rng.uniform(0, dv.max_delay_s))
+            heapq.heappush(held, (msg.time + delay, n, msg))
+            while held and held[0][0] <= msg.time:
+                yield heapq.heappop(held)[2]
+        while held:
+            yield heapq.heappop(held)[2]
+
+    def _generated(self) -> Iterator[Telemetry]:
         sc = self.scenario
         res, batch = sc.resolution_s, sc.batch_s
         per_batch = max(1, round(batch / res))

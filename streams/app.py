@@ -33,7 +33,7 @@ from models.incident import IncidentEvent
 from models.pipeline import CorrelateStage, DetectStage, PipelineConfig, WindowReport
 from models.schema import Rejection, decode
 from producers.kafka import TELEMETRY_TOPICS, partitions_with_data
-from streams.checkpoint import Checkpointed
+from streams.checkpoint import Checkpointed, Next
 from streams.sinks import event_to_dict
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ app = faust.App(
     topic_partitions=settings.partitions,
     consumer_auto_offset_reset="earliest",
     producer_compression_type="lz4",
+    producer_linger=0.02,  # window reports and anomalies go out in batches
     # Events are acknowledged only once a snapshot covers them; a rebalance
     # must not wait for that, the next owner is redelivered what it lacks.
     stream_wait_empty=False,
@@ -131,6 +132,7 @@ correlate_state = app.Table(
 
 family_of_topic = {settings.topic(t): family for family, t in TELEMETRY_TOPICS.items()}
 rejected: Counter[str] = Counter()  # by reason, since the worker started
+gaps: Counter[str] = Counter()  # messages a partition's state skipped, by source
 live_detectors: dict[str, Checkpointed[DetectStage]] = {}  # source -> state
 live_correlator: dict[str, Checkpointed[CorrelateStage]] = {}
 last_report: dict[str, float] = {}  # source -> wall clock of its latest report
@@ -177,6 +179,50 @@ async def _ack(stream: faust.Stream, events: list[Any]) -> None:
         await stream.ack(event)
 
 
+async def _resume(
+    message: Any, live: dict[str, Checkpointed[Any]], blob: bytes | None, **how: Any
+) -> Checkpointed[Any]:
+    """The state of a partition this worker starts on, from its snapshot or fresh."""
+    source = _source(message)
+    state = live[source] = Checkpointed.resume(blob, **how)
+    if blob is None:  # fresh: it needs the partition from its first message
+        state.offset = (await app.consumer.earliest_offsets(message.tp))[message.tp] - 1
+    log.info(
+        "%s %s: %s",
+        "detecting on" if live is live_detectors else "correlating",
+        source,
+        "from scratch" if blob is None else f"resumed from the snapshot at offset {state.offset}",
+    )
+    return state
+
+
+async def _in_order(
+    live: Checkpointed[Any], event: Any, manual: faust.Stream, held: Any = None
+) -> bool:
+    """Whether to fold this message in: the next one the state lacks.
+
+    One already folded in is skipped (and acknowledged once a snapshot covers
+    it). A jump past messages the state never saw is an error, counted and
+    logged with the offsets.
+    """
+    message = event.message
+    step = live.place(message.offset)
+    if step is Next.SEEN:
+        if not live.hold(event if held is None else held, message.offset):
+            await manual.ack(event)
+        return False
+    if step is Next.GAP:
+        missed = message.offset - live.offset - 1
+        gaps[_source(message)] += missed
+        log.error(
+            "%s: offsets %d to %d never reached the detectors; going on without them",
+            _source(message),
+            live.offset + 1,
+            message.offset - 1,
+        )
+    return True
+
+
 @app.agent(telemetry)
 async def detect(stream: faust.StreamT) -> None:
     """Decode, validate, run the detection stage, send what it decides."""
@@ -186,21 +232,16 @@ async def detect(stream: faust.StreamT) -> None:
         source = _source(message)
         live = live_detectors.get(source)
         if live is None:
-            live = live_detectors[source] = Checkpointed.resume(
+            live = await _resume(
+                message,
+                live_detectors,
                 detect_state.get(source),
-                lambda blob: DetectStage.restore(blob, topology),
-                functools.partial(DetectStage, topology, config, source=source),
+                restore=lambda blob: DetectStage.restore(blob, topology),
+                fresh=functools.partial(DetectStage, topology, config, source=source),
             )
-            log.info(
-                "detecting on %s: %s",
-                source,
-                f"resumed from the snapshot at offset {live.offset}, "
-                f"{len(live.state.monitors)} series learned"
-                if live.offset >= 0
-                else "from scratch",
-            )
-        if live.seen(message.offset):
-            await manual.ack(event)
+            if live.state.monitors:
+                log.info("%s: %d series learned", source, len(live.state.monitors))
+        if not await _in_order(live, event, manual):
             continue
         live.take(event, message.offset)
         tel = decode(message.value or b"", topology.knows)
@@ -235,35 +276,45 @@ async def correlate(stream: faust.StreamT) -> None:
     """Join the window reports of every partition into incidents."""
     manual = _manual(stream)
     async for event in manual.events():
-        source = _source(event.message)
+        message = event.message
+        source = _source(message)
         live = live_correlator.get(source)
         if live is None:
-            live = live_correlator[source] = Checkpointed.resume(
+            live = await _resume(
+                message,
+                live_correlator,
                 correlate_state.get(source),
-                lambda blob: CorrelateStage.restore(blob, topology),
-                lambda: CorrelateStage(topology, business, config),
+                restore=lambda blob: CorrelateStage.restore(blob, topology),
+                fresh=lambda: CorrelateStage(topology, business, config),
             )
             # Wait for every partition that holds telemetry, not only those
             # that happen to report first; each gets the usual grace to speak up.
-            client = settings.kafka_client_options()
-            held = await partitions_with_data(client, family_of_topic)
+            held = await partitions_with_data(settings.kafka_client_options(), family_of_topic)
             live.state.expect(f"{topic}:{partition}" for topic, partition in held)
             last_report.update(dict.fromkeys(live.state.progress, time.monotonic()))
-        report = WindowReport.from_dict(orjson.loads(event.value))
+        # A report seen again is held like a correlated one until a snapshot covers it.
+        seen_again = (event, float("-inf"), message.offset)
+        if not await _in_order(live, event, manual, seen_again):
+            continue
+        report = WindowReport.from_dict(orjson.loads(message.value or b"{}"))
         last_report[report.source] = time.monotonic()
-        live.take((event, report.start), event.message.offset)
+        live.take((event, report.start, message.offset), message.offset)
         changes = live.state.add(report)
         await _publish(changes)
         live.changes += 1
         if changes or live.changes >= SNAPSHOT_REPORTS:
             # A report is acknowledged once its window is correlated and
-            # snapshotted; the ones still waiting are kept for redelivery.
+            # snapshotted; those still waiting (left out of the snapshot) are
+            # what a restored correlator must be redelivered.
             done = live.state.correlated_until
-            waiting = [(e, start) for e, start in live.unacked if start > done]
-            live.unacked = [(e, start) for e, start in live.unacked if start <= done]
-            correlate_state[source], covered = live.checkpoint()
-            live.unacked = waiting
-            await _ack(manual, [e for e, _ in covered])
+            waiting = [taken for taken in live.unacked if taken[1] > done]
+            covered = min((offset for _, _, offset in waiting), default=live.offset + 1) - 1
+            # Acknowledged in offset order only, up to the first report waiting.
+            kept = [taken for taken in live.unacked if taken[2] > covered]
+            live.unacked = [taken for taken in live.unacked if taken[2] <= covered]
+            correlate_state[source], acked = live.checkpoint(covered)
+            live.unacked = kept
+            await _ack(manual, [e for e, _, _ in acked])
 
 
 @app.timer(interval=10.0)

@@ -1,17 +1,20 @@
 """Model state that survives restarts and rebalances, and the offsets it covers.
 
 A worker folds a partition's messages into in-memory model state and, now and
-then, writes a snapshot of that state, with the offset of the last message in
-it, to a changelog-backed table. A message is acknowledged (its offset may be
-committed) only once a snapshot covers it. So whoever resumes the partition,
-after a crash or a rebalance, restores the snapshot and is redelivered exactly
-the messages the snapshot lacks; the ones it already holds are skipped.
+then, writes a snapshot of that state, with the offset up to which it holds
+every message, to a changelog-backed table. A message is acknowledged only
+once a snapshot covers it. Whoever resumes the partition, after a crash or a
+rebalance, restores the snapshot and takes messages strictly in offset order
+from the one after it: those it already holds are skipped. Messages are
+acknowledged in offset order too, so the committed offset never passes a
+message the snapshot lacks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar
 
 OFFSET_BYTES = 8
@@ -38,14 +41,29 @@ def unpack(blob: bytes) -> tuple[int, bytes]:
     return int.from_bytes(blob[:OFFSET_BYTES], "big", signed=True), blob[OFFSET_BYTES:]
 
 
+class Next(Enum):
+    """What to do with a delivered message, given the offsets the state holds."""
+
+    FOLD = "fold"  # the next message the state lacks
+    SEEN = "seen"  # already in the state: acknowledge and skip
+    GAP = "gap"  # messages before it never reached the state
+
+
 @dataclass
 class Checkpointed(Generic[S]):
     """The live state of one partition and the messages awaiting a snapshot."""
 
     state: S
-    offset: int = -1  # of the last message folded into ``state``
+    offset: int = -1  # every message up to this offset is in ``state``
     unacked: list[Any] = field(default_factory=list)  # events, in offset order
     changes: int = 0  # decisions since the last snapshot
+    saved: int = -1  # the offset the last snapshot written (or restored) covers
+
+    def place(self, offset: int) -> Next:
+        """Where a delivered message stands against the state."""
+        if offset <= self.offset:
+            return Next.SEEN
+        return Next.FOLD if offset == self.offset + 1 else Next.GAP
 
     @classmethod
     def resume(
@@ -54,17 +72,26 @@ class Checkpointed(Generic[S]):
         if blob is None:
             return cls(fresh())
         offset, snapshot = unpack(blob)
-        return cls(restore(snapshot), offset)
-
-    def seen(self, offset: int) -> bool:
-        """Whether a redelivered message is already folded into the state."""
-        return offset <= self.offset
+        return cls(restore(snapshot), offset, saved=offset)
 
     def take(self, event: Any, offset: int) -> None:
         self.offset = offset
         self.unacked.append(event)
 
-    def checkpoint(self) -> tuple[bytes, list[Any]]:
-        """A snapshot to write, and the events it lets us acknowledge."""
+    def hold(self, event: Any, offset: int) -> bool:
+        """Keep a redelivered message for the next snapshot, unless the last
+        one already covers it (then it may be acknowledged now)."""
+        if offset <= self.saved:
+            return False
+        self.unacked.append(event)
+        return True
+
+    def checkpoint(self, covered: int | None = None) -> tuple[bytes, list[Any]]:
+        """A snapshot to write, and the events it lets us acknowledge.
+
+        ``covered`` is the offset up to which a restored state needs nothing
+        redelivered; by default, every message taken.
+        """
         events, self.unacked, self.changes = self.unacked, [], 0
-        return pack(self.offset, self.state), events
+        self.saved = self.offset if covered is None else covered
+        return pack(self.saved, self.state), events

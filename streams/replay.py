@@ -3,15 +3,18 @@ and how fast, against the scenario's ground truth."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from models.detect import Anomaly
+from models.gaps import TelemetryGap
 from models.impact import Business
 from models.incident import IncidentEvent
 from models.pipeline import DetectionPipeline, Event, PipelineConfig
+from models.schema import Telemetry
 from models.topology import Topology
-from models.trend import ExhaustionWarning
+from models.trend import CreepWarning, ExhaustionWarning
 from producers.replay import paced
 from producers.scenario import Scenario
 from producers.simulator import Simulator
@@ -38,6 +41,32 @@ class Replay:
     @property
     def warnings(self) -> list[ExhaustionWarning]:
         return [e for e in self.events if isinstance(e, ExhaustionWarning) and e.cleared_at is None]
+
+    @property
+    def creeps(self) -> list[CreepWarning]:
+        """Slow drifts away from a long-run baseline, as they were first known."""
+        return [e for e in self.events if isinstance(e, CreepWarning) and e.ended_at is None]
+
+    def telemetry_gaps(self, topology: Topology) -> list[dict[str, Any]]:
+        """Every telemetry gap: which entity (of which component) went silent,
+        from when, when it was noticed, and when it spoke again (None: never)."""
+        gaps: dict[tuple[str, float], dict[str, Any]] = {}
+        for e in self.events:
+            if not isinstance(e, TelemetryGap):
+                continue
+            gap = gaps.setdefault(
+                (e.entity, e.start),
+                {
+                    "entity": e.entity,
+                    "component": topology.node_of[e.entity],
+                    "start": e.start,
+                    "at": e.at,
+                    "ended_at": None,
+                },
+            )
+            if e.ended_at is not None:
+                gap["ended_at"] = e.ended_at
+        return sorted(gaps.values(), key=lambda g: (g["at"], g["entity"]))
 
     @property
     def anomalies(self) -> list[Anomaly]:
@@ -109,6 +138,19 @@ class Replay:
                 }
                 for w in self.warnings
             ],
+            "creeps": [
+                {
+                    "at": c.at,
+                    "onset": c.onset,
+                    "entity": c.entity,
+                    "metric": c.metric,
+                    "value": round(c.value, 6),
+                    "baseline": round(c.baseline, 6),
+                }
+                for c in self.creeps
+            ],
+            "telemetry_gaps": self.telemetry_gaps(topology),
+            "maintenance": [m.to_dict() for m in self.scenario.maintenance],
             "mttd": self.mttd(),
             "signals": self.signals(topology),
             "samples": self.stats.samples,
@@ -130,10 +172,27 @@ def replay(
     speed: float | None = None,
     sinks: list[Sink] | None = None,
     config: PipelineConfig | None = None,
+    tap: Callable[[Telemetry], None] | None = None,
 ) -> Replay:
-    """Simulate ``scenario`` and run it through the models, in event-time order."""
+    """Simulate ``scenario`` and run it through the models, in event-time order.
+
+    The scenario's announced maintenance is handed to the pipeline, as an
+    operator's maintenance calendar would be. Every message, as delivered, is
+    shown to ``tap`` first (the benchmark plots signals from it).
+    """
+    config = config or PipelineConfig()
+    if scenario.maintenance and not config.maintenance:
+        config = replace(config, maintenance=scenario.maintenance)
     memory = MemorySink()
     engine = EmbeddedEngine(DetectionPipeline(topology, business, config), [memory, *(sinks or [])])
-    messages = Simulator(scenario, topology, business, seed).messages()
+    messages: Iterable[Telemetry] = Simulator(scenario, topology, business, seed).messages()
+    if tap is not None:
+        messages = _tapped(messages, tap)
     stats = engine.run(paced(messages, speed))
     return Replay(scenario, seed, stats, memory.events)
+
+
+def _tapped(messages: Iterable[Telemetry], tap: Callable[[Telemetry], None]) -> Iterator[Telemetry]:
+    for message in messages:
+        tap(message)
+        yield message

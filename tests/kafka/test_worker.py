@@ -71,6 +71,12 @@ def test_same_incident_as_the_embedded_engine(
     assert abs(kafka["opened_at"] - embedded[0]["opened_at"]) <= WINDOW_S
     sev1 = min(e["at"] for e in incident_events(namespace) if e["sev"] == 1)
     assert 0 <= sev1 - truth.impact_start <= 30
+    print(
+        f"seed {seed}: opened after impact, embedded "
+        f"{embedded[0]['opened_at'] - truth.impact_start:.0f} s, Kafka "
+        f"{kafka['opened_at'] - truth.impact_start:.0f} s; SEV-1 after impact, Kafka "
+        f"{sev1 - truth.impact_start:.0f} s"
+    )
 
 
 def test_a_restarted_worker_resumes_from_the_changelog(namespace, scenarios, topology, business):
@@ -101,8 +107,10 @@ def test_a_restarted_worker_resumes_from_the_changelog(namespace, scenarios, top
         namespace.wait_for(
             "the incident to resolve", lambda: resolved(namespace), PROCESSING_S, [second]
         )
-    resumed = re.findall(r"resumed from the snapshot at offset \d+, (\d+) series", second.text())
-    assert len(resumed) >= len(sources) - 2 and all(int(n) > 0 for n in resumed), second.tail()
+    resumed = re.findall(r"detecting on (\S+): resumed from the snapshot", second.text())
+    learned = re.findall(r": (\d+) series learned", second.text())
+    assert set(resumed) == sources, second.tail()
+    assert len(learned) == len(sources) and all(int(n) > 0 for n in learned), second.tail()
     assert "from scratch" not in second.text()
     incident = opened_once(namespace)
     assert incident["sev"] == 1
