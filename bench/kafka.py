@@ -181,8 +181,7 @@ def _telemetry_topics(s: Settings) -> dict[str, str]:
 
 
 async def sources_with_data(s: Settings) -> set[str]:
-    held = await partitions_with_data(s.kafka_client_options(), _telemetry_topics(s).values())
-    return {f"{topic}:{partition}" for topic, partition in held}
+    return set(await partitions_with_data(s.kafka_client_options(), _telemetry_topics(s).values()))
 
 
 def throughput(

@@ -37,6 +37,13 @@ class Speed(StrEnum):
     x10 = "10"
 
 
+# Options that several commands share.
+ScenarioName = Annotated[str, typer.Argument(help="scenario name (see `foreshock scenarios`)")]
+Seed = Annotated[int, typer.Option(help="random seed of the synthetic world")]
+Pace = Annotated[Speed, typer.Option(help="max: as fast as possible; 1, 10: × real time")]
+Json = Annotated[bool, typer.Option("--json", help="print one JSON object instead")]
+
+
 def _clock(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S")
 
@@ -207,12 +214,10 @@ def scenarios() -> None:
 
 @app.command("replay")
 def replay_command(
-    scenario: Annotated[str, typer.Argument(help="scenario name (see `foreshock scenarios`)")],
-    seed: Annotated[int, typer.Option(help="random seed of the synthetic world")] = 1,
-    speed: Annotated[
-        Speed, typer.Option(help="max: as fast as possible; 1, 10: × real time")
-    ] = Speed.max,
-    json: Annotated[bool, typer.Option("--json", help="print one JSON object instead")] = False,
+    scenario: ScenarioName,
+    seed: Seed = 1,
+    speed: Pace = Speed.max,
+    json: Json = False,
     out: Annotated[
         Path | None, typer.Option(help="append incident events to this JSONL file")
     ] = None,
@@ -252,12 +257,10 @@ def _speed(speed: Speed) -> float | None:
 
 @app.command()
 def produce(
-    scenario: Annotated[str, typer.Argument(help="scenario name (see `foreshock scenarios`)")],
-    seed: Annotated[int, typer.Option(help="random seed of the synthetic world")] = 1,
-    speed: Annotated[
-        Speed, typer.Option(help="max: as fast as possible; 1, 10: × real time")
-    ] = Speed.max,
-    json: Annotated[bool, typer.Option("--json", help="print one JSON object instead")] = False,
+    scenario: ScenarioName,
+    seed: Seed = 1,
+    speed: Pace = Speed.max,
+    json: Json = False,
 ) -> None:
     """Publish a scenario's telemetry to Kafka (FORESHOCK_KAFKA_BOOTSTRAP)."""
     settings = Settings()
@@ -332,7 +335,7 @@ def bench(
 @bench_app.command("kafka")
 def bench_kafka(
     scenario: Annotated[str, typer.Option(help="scenario to publish")] = "reference-2022-10-04",
-    seed: Annotated[int, typer.Option(help="random seed of the synthetic world")] = 1,
+    seed: Seed = 1,
     lag_speed: Annotated[
         float, typer.Option(help="pace of the lag run, × real time (below capacity)")
     ] = 50.0,
@@ -340,7 +343,7 @@ def bench_kafka(
     workdir: Annotated[Path, typer.Option(help="where worker logs and data go")] = Path(
         "out/bench-kafka"
     ),
-    json: Annotated[bool, typer.Option("--json", help="print one JSON object instead")] = False,
+    json: Json = False,
 ) -> None:
     """One worker on the broker (FORESHOCK_KAFKA_BOOTSTRAP): samples/s end to end,
     against a bare aiokafka consumer and a do-nothing Faust agent reading the same
@@ -380,7 +383,7 @@ def nab(
     data: Annotated[Path, typer.Option(help="a NAB data folder (<folder>/<series>.csv)")],
     labels: Annotated[Path, typer.Option(help="NAB's combined_windows.json")],
     out: Annotated[Path, typer.Option(help="results folder, in NAB's layout")] = Path("out/nab"),
-    json: Annotated[bool, typer.Option("--json", help="print one JSON object instead")] = False,
+    json: Json = False,
 ) -> None:
     """Score Foreshock's per-series detector on a NAB corpus (NAB's rules and profiles)."""
     from bench import nab as nabench

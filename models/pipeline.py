@@ -29,7 +29,7 @@ import pickle
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from models.correlate import blast_radius, rank_root_causes
 from models.detect import Anomaly, SeriesMonitor
@@ -154,7 +154,28 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-class DetectStage:
+class Snapshotted:
+    """Learned state that pickles without its topology, which is configuration."""
+
+    topology: Topology
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "topology"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    @classmethod
+    def restore(cls, snapshot: bytes, topology: Topology) -> Self:
+        stage: Self = pickle.loads(snapshot)
+        stage.topology = topology
+        return stage
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class DetectStage(Snapshotted):
     """Windows, detectors and forecasts for the series of one source.
 
     Feed it validated telemetry in any order the watermark allows; it returns
@@ -175,26 +196,6 @@ class DetectStage:
         self.gaps = GapWatch(cfg.window_s, cfg.gap_after_s)
         self.samples = 0
         self.late_points = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The topology is configuration, not learned state: snapshots leave it out.
-        return {k: v for k, v in self.__dict__.items() if k != "topology"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        # Snapshots taken before drifts and gaps were watched.
-        self.__dict__.setdefault("creeps", {})
-        if "gaps" not in self.__dict__:
-            self.gaps = GapWatch(self.config.window_s, self.config.gap_after_s)
-
-    @classmethod
-    def restore(cls, snapshot: bytes, topology: Topology) -> DetectStage:
-        stage: DetectStage = pickle.loads(snapshot)
-        stage.topology = topology
-        return stage
-
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
     def process(self, tel: Telemetry) -> list[Detected] | Rejection:
         """Fold one valid message in and decide every window it closes.
@@ -322,7 +323,7 @@ class DetectStage:
         return events
 
 
-class CorrelateStage:
+class CorrelateStage(Snapshotted):
     """Joins the window reports of every source and tracks incidents.
 
     A window is correlated once every source still reporting has decided it,
@@ -366,23 +367,14 @@ class CorrelateStage:
         # redelivers every report it has not seen correlated (the Faust app
         # acknowledges a report only then). Every source has decided at least
         # the windows correlated so far.
-        state = {k: v for k, v in self.__dict__.items() if k not in ("topology", "pending")}
+        state = super().__getstate__()
+        del state["pending"]
         state["progress"] = {s: min(p, self.correlated_until) for s, p in self.progress.items()}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        super().__setstate__(state)
         self.pending = {}
-        self.__dict__.setdefault("gaps", {})
-
-    @classmethod
-    def restore(cls, snapshot: bytes, topology: Topology) -> CorrelateStage:
-        stage: CorrelateStage = pickle.loads(snapshot)
-        stage.topology = topology
-        return stage
-
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
     def add(self, report: WindowReport) -> list[IncidentEvent]:
         """Take one report; correlate every window that all sources have decided.

@@ -104,10 +104,13 @@ async def publish(
     return stats
 
 
-async def partitions_with_data(
-    client: dict[str, Any], topics: Iterable[str]
-) -> list[tuple[str, int]]:
-    """The partitions of these topics that hold at least one message."""
+def partition_name(topic: str, partition: int) -> str:
+    """How logs and window reports name one partition: ``topic:partition``."""
+    return f"{topic}:{partition}"
+
+
+async def partitions_with_data(client: dict[str, Any], topics: Iterable[str]) -> list[str]:
+    """The names of the partitions of these topics that hold at least one message."""
     names = list(topics)
     admin = AIOKafkaAdminClient(**client)
     await admin.start()
@@ -130,4 +133,4 @@ async def partitions_with_data(
         last = await consumer.end_offsets(tps)
     finally:
         await consumer.stop()
-    return sorted((tp.topic, tp.partition) for tp in tps if last[tp] > first[tp])
+    return sorted(partition_name(tp.topic, tp.partition) for tp in tps if last[tp] > first[tp])

@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections import Counter
 from typing import Any, cast
 
 import faust
@@ -32,7 +31,7 @@ from foreshock.settings import SecurityProtocol, Settings
 from models.incident import IncidentEvent
 from models.pipeline import CorrelateStage, DetectStage, PipelineConfig, WindowReport
 from models.schema import Rejection, decode
-from producers.kafka import TELEMETRY_TOPICS, partitions_with_data
+from producers.kafka import TELEMETRY_TOPICS, partition_name, partitions_with_data
 from streams.checkpoint import Checkpointed, Next
 from streams.sinks import event_to_dict
 
@@ -131,22 +130,20 @@ correlate_state = app.Table(
 )
 
 family_of_topic = {settings.topic(t): family for family, t in TELEMETRY_TOPICS.items()}
-rejected: Counter[str] = Counter()  # by reason, since the worker started
-gaps: Counter[str] = Counter()  # messages a partition's state skipped, by source
 live_detectors: dict[str, Checkpointed[DetectStage]] = {}  # source -> state
 live_correlator: dict[str, Checkpointed[CorrelateStage]] = {}
 last_report: dict[str, float] = {}  # source -> wall clock of its latest report
 
 
 def _source(message: Any) -> str:
-    return f"{message.topic}:{message.partition}"
+    return partition_name(message.topic, message.partition)
 
 
 @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust types a sync signature
 async def _keep_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
     # State of a partition we no longer own may be stale when it comes back:
     # it is restored from its snapshot then.
-    owned = {f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()}
+    owned = {partition_name(tp.topic, tp.partition) for tp in app.consumer.assignment()}
     for live in (live_detectors, live_correlator):
         for source in set(live) - owned:
             del live[source]
@@ -154,7 +151,6 @@ async def _keep_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) ->
 
 async def _dead_letter(message: Any, rejection: Rejection) -> None:
     """Keep a refused message verbatim, with where it came from and why."""
-    rejected[rejection.reason] += 1
     log.warning("rejected %s: %s (%s)", _source(message), rejection.reason, rejection.detail)
     await deadletter.send(
         key=message.topic.encode(),
@@ -202,8 +198,8 @@ async def _in_order(
     """Whether to fold this message in: the next one the state lacks.
 
     One already folded in is skipped (and acknowledged once a snapshot covers
-    it). A jump past messages the state never saw is an error, counted and
-    logged with the offsets.
+    it). A jump past messages the state never saw is an error, logged with
+    the offsets.
     """
     message = event.message
     step = live.place(message.offset)
@@ -212,8 +208,6 @@ async def _in_order(
             await manual.ack(event)
         return False
     if step is Next.GAP:
-        missed = message.offset - live.offset - 1
-        gaps[_source(message)] += missed
         log.error(
             "%s: offsets %d to %d never reached the detectors; going on without them",
             _source(message),
@@ -289,8 +283,9 @@ async def correlate(stream: faust.StreamT) -> None:
             )
             # Wait for every partition that holds telemetry, not only those
             # that happen to report first; each gets the usual grace to speak up.
-            held = await partitions_with_data(settings.kafka_client_options(), family_of_topic)
-            live.state.expect(f"{topic}:{partition}" for topic, partition in held)
+            live.state.expect(
+                await partitions_with_data(settings.kafka_client_options(), family_of_topic)
+            )
             last_report.update(dict.fromkeys(live.state.progress, time.monotonic()))
         # A report seen again is held like a correlated one until a snapshot covers it.
         seen_again = (event, float("-inf"), message.offset)
