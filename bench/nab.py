@@ -44,9 +44,9 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+from river import anomaly
 
-from models.detect import AdaptiveZScore, SeriesMonitor
-from models.schema import Bad, MetricSpec
+from models.detect import SurpriseDetector
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -461,81 +461,48 @@ def run(series: Sequence[Series], detector_factory: Callable[[], OnlineDetector]
     return Run(scores, points, seconds)
 
 
-# --------------------------------------------------------------------------- Foreshock adapters
+# --------------------------------------------------------------------------- Foreshock's detector
 
 
-def squash(z: float, half: float) -> float:
-    """Map a deviation ``|z| >= 0`` to [0, 1) strictly increasingly; ``|z| = half`` gives 0.5.
+class SurpriseScorer:
+    """Foreshock's :class:`~models.detect.SurpriseDetector` behind NAB's interface.
 
-    ``|z| / (|z| + half)`` keeps distinct deviations distinct (unlike a normal
-    tail probability, which rounds to 1.0 beyond about 8 sigma), so NAB's
-    threshold sweep sees the detector's full ranking.
+    Its seasonal period is one day of rows, read from the first time step.
+    Everything else is the detector's defaults.
 
-    >>> squash(6.0, 6.0), squash(-2.0, 6.0), squash(0.0, 6.0)
-    (0.5, 0.25, 0.0)
-    """
-    a = abs(z)
-    return a / (a + half)
-
-
-class ZScoreDetector:
-    """Foreshock's :class:`~models.detect.AdaptiveZScore` as a NAB detector.
-
-    Each row is scored against the baseline learnt so far, then learnt; the
-    signed z becomes ``|z| / (|z| + half)``, with ``half`` at SeriesMonitor's
-    entry level (6 spreads) so that 0.5 means "would open an anomaly".
-
-    >>> d = ZScoreDetector(warm_up=3)
-    >>> [round(d.update(0.0, y), 3) for y in (10.0, 10.2, 9.8, 10.0, 30.0)]
-    [0.0, 0.0, 0.0, 0.0, 0.943]
+    >>> d = SurpriseScorer()
+    >>> scores = [d.update(300.0 * i, 10.0 + (i % 3) * 0.1) for i in range(80)]
+    >>> max(scores) < 0.5, d.update(300.0 * 80, 30.0) > 0.5
+    (True, True)
     """
 
-    def __init__(
-        self,
-        half: float = 6.0,
-        fading_factor: float = 0.02,
-        floor: float = 0.0,
-        rel_floor: float = 0.02,
-        warm_up: int = 30,
-    ) -> None:
-        self.half = half
-        self.model = AdaptiveZScore(fading_factor, floor, rel_floor, warm_up)
+    def __init__(self) -> None:
+        self.detector: SurpriseDetector | None = None
+        self._first: tuple[float, float] | None = None
 
     def update(self, timestamp: float, value: float) -> float:
-        z = self.model.score_one(value)
-        self.model.learn_one(value)
-        return squash(z, self.half)
+        if self.detector is None:
+            if self._first is None:
+                self._first = (timestamp, value)
+                return 0.0
+            step = timestamp - self._first[0]
+            period = max(2, round(86400.0 / step)) if step > 0 else 0
+            self.detector = SurpriseDetector(period=period)
+            self.detector.update(self._first[1])
+        return self.detector.update(value)
 
 
-class MonitorDetector:
-    """Foreshock's :class:`~models.detect.SeriesMonitor` (either direction harmful).
-
-    The score is the same squashed z as :class:`ZScoreDetector`, but the
-    monitor decides what is learnt: nothing while the series is anomalous
-    (until ``max_hold``), so a level shift keeps scoring.
+class RiverBaseline:
+    """River's ``StandardAbsoluteDeviation`` with its defaults: the baseline to
+    beat, run in the same command. Its score ``|y - mean| / sd`` becomes
+    ``d / (d + 1)``: strictly increasing, so NAB's threshold sweep sees the
+    same ranking.
     """
 
-    def __init__(
-        self,
-        half: float = 6.0,
-        floor: float = 0.0,
-        enter: float = 6.0,
-        max_hold: int = 2160,
-        fading_factor: float = 0.02,
-        warm_up: int = 30,
-    ) -> None:
-        self.half = half
-        spec = MetricSpec("value", "", Bad.EITHER, floor)
-        self.monitor = SeriesMonitor(
-            "nab",
-            spec,
-            enter=enter,
-            max_hold=max_hold,
-            fading_factor=fading_factor,
-            warm_up=warm_up,
-        )
+    def __init__(self) -> None:
+        self.model = anomaly.StandardAbsoluteDeviation()
 
     def update(self, timestamp: float, value: float) -> float:
-        z = self.monitor.detector.score_one(value)
-        self.monitor.update(timestamp, timestamp, value)
-        return squash(z, self.half)
+        d = float(self.model.score_one(None, value))
+        self.model.learn_one(None, value)
+        return d / (d + 1.0)

@@ -17,10 +17,11 @@ from rich.table import Table
 
 from foreshock.settings import Settings
 from models.detect import Anomaly
+from models.gaps import TelemetryGap
 from models.incident import IncidentEvent
 from models.pipeline import Event, LatePoints
 from models.topology import Topology
-from models.trend import ExhaustionWarning
+from models.trend import CreepWarning, ExhaustionWarning
 from producers.kafka import TELEMETRY_TOPICS, ensure_topics, publish
 from producers.scenario import Scenario, load_scenarios
 from producers.simulator import Simulator
@@ -113,6 +114,27 @@ class Timeline:
                 "recovering": "green",
             }.get(event.kind, "cyan")
             self._row(event.at, event.kind, event.text, style)
+        elif isinstance(event, CreepWarning) and event.ended_at is None:
+            node = self.topology.node_of[event.entity]
+            if (node, "creep") not in self._seen:
+                self._seen.add((node, "creep"))
+                self._row(
+                    event.at,
+                    "creep",
+                    f"{node}: {event.metric} drifting {event.direction} on {event.entity} "
+                    f"since {_clock(event.onset)} ({event.value:.4g} vs {event.baseline:.4g})",
+                    "magenta",
+                )
+        elif isinstance(event, TelemetryGap):
+            node = self.topology.node_of[event.entity]
+            ended = event.ended_at
+            if (node, f"gap {ended is None}") not in self._seen:
+                self._seen.add((node, f"gap {ended is None}"))
+                if ended is not None:
+                    self._row(ended, "gap ended", f"{node}: reports again", "dim")
+                else:
+                    text = f"{node}: silent since {_clock(event.start)}, health unknown"
+                    self._row(event.at, "gap", text, "bold magenta")
         elif isinstance(event, LatePoints):
             self._row(event.at, "late", f"{event.points} late points from {event.entity}", "dim")
 
@@ -389,17 +411,25 @@ def nab(
     from bench import nab as nabench
 
     corpus = nabench.load_corpus(data, labels)
-    result = nabench.run(corpus, nabench.ZScoreDetector)
+    result = nabench.run(corpus, nabench.SurpriseScorer)
     nabench.write_results(out, corpus, result.scores)
     scores = nabench.score_corpus(corpus, result.scores)
     summary: dict[str, float | int] = {name: round(r.score, 2) for name, r in scores.items()}
     summary |= {"points": result.points, "points_per_s": round(result.points_per_second)}
+    river = nabench.score_corpus(corpus, nabench.run(corpus, nabench.RiverBaseline).scores)
+    summary |= {f"river_sad_{name}": round(r.score, 2) for name, r in river.items()}
     if json:
         typer.echo(orjson.dumps(summary).decode())
         return
-    table = Table("profile", "score", "threshold", title=f"NAB: {len(corpus)} series")
+    table = Table(
+        "profile",
+        "score",
+        "threshold",
+        "River SAD (defaults)",
+        title=f"NAB: {len(corpus)} series",
+    )
     for name, r in scores.items():
-        table.add_row(name, f"{r.score:.1f}", f"{r.threshold:.4f}")
+        table.add_row(name, f"{r.score:.1f}", f"{r.threshold:.4f}", f"{river[name].score:.1f}")
     console.print(table)
     console.print(
         f"{result.points:,} points at {result.points_per_second:,.0f} points/s; "

@@ -1,7 +1,7 @@
 """Every decision Foreshock makes: pure, synchronous, driven by event time only."""
 
 from models.correlate import Suspect, blast_radius, rank_root_causes
-from models.detect import AdaptiveZScore, Anomaly, SeriesMonitor
+from models.detect import Anomaly, SeriesMonitor, SurpriseDetector
 from models.gaps import GapWatch, TelemetryGap
 from models.impact import Business, Impact, ImpactMeter
 from models.incident import Incident, IncidentEvent, IncidentTracker
@@ -30,7 +30,6 @@ from models.trend import (
 from models.window import ClosedWindow, Windower
 
 __all__ = [
-    "AdaptiveZScore",
     "Anomaly",
     "Business",
     "ClosedWindow",
@@ -57,6 +56,7 @@ __all__ = [
     "Rejection",
     "SeriesMonitor",
     "SeverityPolicy",
+    "SurpriseDetector",
     "Suspect",
     "Telemetry",
     "TelemetryGap",

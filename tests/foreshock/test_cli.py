@@ -71,6 +71,19 @@ def test_replay_prints_a_timeline_and_the_mttd(cli, tmp_path):
     assert kinds[0] == "opened" and kinds[-1] == "resolved"
 
 
+def test_the_timeline_says_when_a_service_goes_silent_and_comes_back(cli, tmp_path):
+    silent = SCENARIO.replace('name = "music-errors"', 'name = "music-silent"')
+    silent += '\n[[gaps]]\ntarget = "playlist-svc*"\nstart = "10:10"\nend = "10:15"\n'
+    (tmp_path / "music-silent.toml").write_text(silent)
+    result = cli("replay", "music-silent")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    [gap] = [line for line in lines if "gap " in line and "silent since 10:10:00" in line]
+    assert "playlist-svc" in gap and "health unknown" in gap
+    [back] = [line for line in lines if "gap ended" in line]
+    assert "playlist-svc: reports again" in back
+
+
 def test_unknown_scenario_is_a_clear_error(cli):
     result = cli("replay", "no-such-thing")
     assert result.exit_code != 0

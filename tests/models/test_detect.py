@@ -1,115 +1,206 @@
-"""Adaptive z-scores and the per-series anomaly state machine."""
+"""Surprise scores and the per-series anomaly state machine."""
 
 from __future__ import annotations
 
+import math
+import pickle
 import random
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from models.detect import AdaptiveZScore, Anomaly, SeriesMonitor
+from models.detect import (
+    Anomaly,
+    SeriesMonitor,
+    SurpriseDetector,
+    poisson_surprise,
+    tail_surprise,
+)
 from models.schema import SERIES_METRICS, Bad, MetricSpec
 
 
-class ReferenceEW:
-    """Exponentially weighted mean and variance, written out by hand."""
+def fed(values, **kw):
+    """A detector that has observed and learnt ``values``."""
+    det = SurpriseDetector(**kw)
+    for v in values:
+        det.update(v)
+    return det
 
-    def __init__(self, alpha):
-        self.alpha = alpha
-        self.mean = None
-        self.var = 0.0
 
-    def learn(self, y):
-        if self.mean is None:
-            self.mean = y
-            return
-        diff = y - self.mean
-        self.mean += self.alpha * diff
-        self.var = (1 - self.alpha) * (self.var + self.alpha * diff * diff)
+def probe(det, x):
+    """Surprise and deviation of ``x``, without learning it."""
+    s = det.observe(x)
+    return s, det.deviation
 
 
 # ---------------------------------------------------------------------------
-# AdaptiveZScore
+# SurpriseDetector
+
+
+def test_tail_surprise_is_minus_log10_of_the_two_sided_normal_tail():
+    assert tail_surprise(0.0) == pytest.approx(0.0, abs=1e-12)
+    assert tail_surprise(1.959964) == pytest.approx(-math.log10(0.05), rel=1e-5)
+    assert tail_surprise(-3.0) == pytest.approx(-math.log10(0.0026998), rel=1e-4)
+    # past 8 sigma the asymptotic form takes over, continuously
+    assert tail_surprise(8.0 - 1e-9) == pytest.approx(tail_surprise(8.0), rel=2e-3)
+    assert tail_surprise(40.0) > tail_surprise(20.0) > tail_surprise(8.0)
+
+
+def test_poisson_surprise_is_zero_up_to_the_mean_and_grows_past_it():
+    assert poisson_surprise(2, 2.0) == 0.0
+    assert 0 < poisson_surprise(3, 1.0) < poisson_surprise(6, 1.0)
+    # a Chernoff bound: never more surprising than the exact tail
+    exact = -math.log10(1 - sum(math.exp(-1) / math.factorial(k) for k in range(6)))
+    assert poisson_surprise(6, 1.0) <= exact
 
 
 def test_scores_zero_during_warm_up():
-    model = AdaptiveZScore(floor=1.0, warm_up=5)
-    for i in range(4):
-        model.learn_one(10.0 + i)
-        assert not model.ready
-        assert model.score_one(1e6) == 0.0
-        assert model.score_one(-1e6) == 0.0
-    model.learn_one(14.0)
-    assert model.ready
-    assert model.score_one(1e6) > 1000
+    det = SurpriseDetector(floor=1.0, warm_up=5)
+    for i in range(5):
+        assert not det.ready
+        assert det.observe(1e6) == 0.0
+        det.observe(10.0 + i)
+        det.learn()
+    assert det.ready
+    assert det.observe(1e6) > 100
 
 
-def test_learns_a_level_and_scores_a_shift():
+def test_learns_a_level_and_scale_and_scores_a_shift_in_spreads():
     rng = random.Random(3)
-    model = AdaptiveZScore(fading_factor=0.02, floor=0.0, rel_floor=0.0, warm_up=30)
-    for _ in range(2000):
-        model.learn_one(rng.gauss(100.0, 2.0))
-    assert model.baseline == pytest.approx(100.0, abs=1.0)
-    # a shift of five standard deviations scores about five
-    assert model.score_one(110.0) == pytest.approx(5.0, rel=0.25)
-    assert model.score_one(90.0) == pytest.approx(-5.0, rel=0.25)
-    assert abs(model.score_one(model.baseline)) < 1e-9
+    det = fed((rng.gauss(100.0, 2.0) for _ in range(3000)), alpha=0.02, rel_floor=0.0)
+    assert det.baseline == pytest.approx(100.0, abs=1.0)
+    # the mean absolute deviation, rescaled, estimates a Gaussian's spread
+    assert probe(det, 110.0)[1] == pytest.approx(5.0, rel=0.25)
+    assert probe(det, 90.0)[1] == pytest.approx(-5.0, rel=0.25)
+    assert probe(det, 110.0)[0] == pytest.approx(tail_surprise(probe(det, 110.0)[1]))
 
 
-def test_score_matches_the_hand_written_recurrence():
-    rng = random.Random(11)
-    model = AdaptiveZScore(fading_factor=0.1, floor=0.3, rel_floor=0.01, warm_up=3)
-    ref = ReferenceEW(0.1)
-    for _ in range(60):
-        y = rng.uniform(5.0, 15.0)
-        for probe in (0.0, 10.0, 25.0):
-            if ref.mean is not None and model.ready:
-                scale = max(ref.var**0.5, 0.3, 0.01 * abs(ref.mean))
-                assert model.score_one(probe) == pytest.approx((probe - ref.mean) / scale)
-        model.learn_one(y)
-        ref.learn(y)
-        assert model.baseline == pytest.approx(ref.mean)
+def test_a_spike_does_not_drag_the_level_or_inflate_the_scale():
+    rng = random.Random(4)
+    det = fed(rng.gauss(50.0, 1.0) for _ in range(500))
+    before = det.baseline, probe(det, 55.0)[1]
+    det.update(5000.0)
+    assert det.baseline == pytest.approx(before[0], abs=0.1)
+    # nor does it read as a lasting shift
+    for _ in range(10):
+        det.update(50.0)
+    assert det.surprise < tail_surprise(3.0)
+    assert probe(det, 55.0)[1] == pytest.approx(before[1], rel=0.1)
 
 
-def test_follows_a_slow_drift():
-    model = AdaptiveZScore(fading_factor=0.02, floor=0.0, rel_floor=0.0, warm_up=30)
-    for i in range(3000):
-        model.learn_one(50.0 + 0.001 * i)
-    # lag of an EW mean on a ramp is slope × (1 - α) / α
-    assert model.baseline == pytest.approx(50.0 + 0.001 * 2999 - 0.001 * 0.98 / 0.02, abs=1e-6)
+def test_observing_without_learning_leaves_the_model_alone():
+    rng = random.Random(8)
+    det = fed(rng.gauss(20.0, 1.0) for _ in range(200))
+    base = det.baseline
+    for _ in range(100):
+        det.observe(80.0)
+    assert det.baseline == base
+    assert probe(det, 80.0)[1] > 20
 
 
 def test_floor_prevents_blow_up_on_a_constant_series():
-    model = AdaptiveZScore(floor=0.2, rel_floor=0.0, warm_up=3)
-    for _ in range(100):
-        model.learn_one(0.0)
-    assert model.score_one(1.0) == pytest.approx(5.0)
-    assert model.score_one(-0.1) == pytest.approx(-0.5)
+    det = fed([0.0] * 100, floor=0.2, rel_floor=0.0, alpha_short=0.0)
+    assert probe(det, 1.0)[1] == pytest.approx(5.0)
+    assert probe(det, -0.1)[1] == pytest.approx(-0.5)
 
 
 def test_relative_floor_scales_with_the_level():
-    model = AdaptiveZScore(floor=0.0, rel_floor=0.02, warm_up=3)
-    for _ in range(50):
-        model.learn_one(-200.0)
-    assert model.score_one(-180.0) == pytest.approx(20.0 / 4.0)
-
-
-def test_no_floor_on_a_constant_series_scores_zero_rather_than_infinity():
-    model = AdaptiveZScore(floor=0.0, rel_floor=0.0, warm_up=3)
-    for _ in range(10):
-        model.learn_one(0.0)
-    assert model.score_one(1.0) == 0.0
+    det = fed([-200.0] * 50, rel_floor=0.02, alpha_short=0.0)
+    assert probe(det, -180.0)[1] == pytest.approx(20.0 / 4.0)
 
 
 @pytest.mark.parametrize("level", [0.7, 139.0, 0.005, 0.0, 1.0])
 def test_a_constant_series_scores_without_crashing(level):
-    # A series that sits exactly on one value has no spread: the floor decides.
-    model = AdaptiveZScore(floor=0.5, rel_floor=0.0, warm_up=3)
-    for _ in range(50):
-        model.learn_one(level)
-    assert model.score_one(level + 1.0) == pytest.approx(2.0)
-    assert model.score_one(level) == pytest.approx(0.0)
+    det = fed([level] * 50, floor=0.5, rel_floor=0.0, alpha_short=0.0)
+    assert probe(det, level + 1.0)[1] == pytest.approx(2.0)
+    assert probe(det, level) == (0.0, 0.0)
+
+
+def test_a_sustained_small_shift_is_seen_by_the_short_mean():
+    rng = random.Random(6)
+    det = fed(rng.gauss(10.0, 1.0) for _ in range(500))
+    peak = 0.0
+    for _ in range(15):  # 2.5 spreads: no single value is extreme
+        peak = max(peak, det.observe(12.5 + rng.gauss(0.0, 0.2)))
+        det.learn()
+    assert peak > tail_surprise(6.0)
+    assert det.deviation > 0
+
+
+def test_a_spike_the_series_has_had_before_is_routine():
+    rng = random.Random(9)
+    det = SurpriseDetector()
+    heights = [30.0, 30.0, 26.0, 26.0, 26.0]
+    surprises = []
+    for i in range(1500):
+        spike = i % 300 == 299
+        det.update(heights[i // 300] if spike else 10.0 + rng.gauss(0.0, 1.0))
+        if spike:
+            surprises.append(det.surprise)
+    assert min(surprises[:2]) > det.alert  # the first times, it is news
+    assert max(surprises[2:]) < det.event  # then it is what this series does
+    det.update(100.0)  # larger than ever: news again
+    assert det.surprise > det.alert
+
+
+def test_a_burst_of_events_is_surprising_even_if_each_is_routine():
+    rng = random.Random(10)
+    det = SurpriseDetector(memory=0)
+    for i in range(3000):
+        det.update(30.0 if i % 400 == 0 else 10.0 + rng.gauss(0.0, 1.0))
+    base = SurpriseDetector(memory=0, density_window=0)
+    for i in range(3000):
+        base.update(30.0 if i % 400 == 0 else 10.0 + rng.gauss(0.0, 1.0))
+    # a moderate event every third value: each alone is only just an event
+    for i in range(21):
+        value = 15.0 if i % 3 == 0 else 10.0
+        det.update(value)
+        base.update(value)
+    assert det.surprise > base.surprise + 2
+
+
+def test_a_daily_shape_is_learnt_and_a_missing_peak_is_news():
+    period = 48
+    det = SurpriseDetector(period=period, memory=0, density_window=0)
+    rng = random.Random(11)
+
+    def value(i):
+        return (100.0 if i % period in range(20, 28) else 10.0) + rng.gauss(0.0, 1.0)
+
+    for i in range(period * 12):
+        det.update(value(i))
+    peaks = []
+    for i in range(period * 12, period * 13):
+        det.observe(value(i))
+        peaks.append(det.surprise)
+        det.learn()
+    assert max(peaks) < det.alert  # the daily peak is expected
+    for i in range(period * 13, period * 13 + 20):
+        det.update(value(i))
+    missing = det.observe(10.0)  # no peak today
+    assert missing > tail_surprise(6.0)
+    assert det.deviation < 0
+
+
+def test_one_event_gives_one_alert():
+    rng = random.Random(12)
+    det = SurpriseDetector(refractory=50, damp=0.1)
+    for _ in range(300):
+        det.update(10.0 + rng.gauss(0.0, 1.0))
+    assert det.update(60.0) > 0.5
+    after = [det.update(60.0 + rng.gauss(0.0, 1.0)) for _ in range(20)]
+    assert max(after) < 0.1
+
+
+def test_a_pickled_detector_goes_on_exactly_as_the_original():
+    rng = random.Random(13)
+    det = SurpriseDetector(period=24)
+    values = [rng.gauss(5.0, 1.0) + (20 if i % 97 == 0 else 0) for i in range(600)]
+    for v in values[:300]:
+        det.update(v)
+    twin = pickle.loads(pickle.dumps(det))
+    assert [det.update(v) for v in values[300:]] == [twin.update(v) for v in values[300:]]
 
 
 def test_monitor_on_a_flat_error_rate_does_not_crash():
@@ -128,18 +219,15 @@ def test_monitor_on_a_flat_error_rate_does_not_crash():
     st.floats(-1e7, 1e7),
     st.floats(0.001, 10.0),
 )
-@example(values=[139.0, 139.0], probe=0.0, floor=1.0)  # EWVar rounds to a negative variance
-def test_score_is_finite_and_signed(values, probe, floor):
-    model = AdaptiveZScore(floor=floor, rel_floor=0.02, warm_up=1)
-    for v in values:
-        model.learn_one(v)
-    z = model.score_one(probe)
-    assert z == z and abs(z) < float("inf")
-    assert abs(z) <= abs(probe - model.baseline) / floor + 1e-9
-    if probe > model.baseline:
-        assert z >= 0
-    elif probe < model.baseline:
-        assert z <= 0
+@example(values=[139.0, 139.0], probe_value=0.0, floor=1.0)
+def test_surprise_is_finite_and_the_deviation_signed(values, probe_value, floor):
+    det = fed(values, floor=floor, warm_up=1)
+    s, z = probe(det, probe_value)
+    assert s >= 0 and math.isfinite(s) and math.isfinite(z)
+    if z > 0:
+        assert probe_value > det.baseline or det.alpha_short > 0
+    score = det.update(probe_value)
+    assert 0.0 <= score <= 1.0
 
 
 # ---------------------------------------------------------------------------
