@@ -28,14 +28,16 @@ from typing import Any
 
 import numpy as np
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from foreshock.settings import Settings
-from models.pipeline import PipelineConfig
-from models.schema import Telemetry
+from models.pipeline import DetectionPipeline, PipelineConfig
+from models.schema import Telemetry, encode
 from producers.kafka import TELEMETRY_TOPICS, ensure_topics, partitions_with_data, publish
 from producers.scenario import Scenario
 from producers.simulator import Simulator
+from streams.embedded import EmbeddedEngine
 
 
 def isolated(settings: Settings, name: str | None = None) -> Settings:
@@ -87,6 +89,14 @@ class WorkerProcess:
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.text().splitlines()[-lines:])
+
+    def wait_ready(self, timeout_s: float = 120) -> None:
+        """Until the worker has joined its group and started its agents."""
+        deadline = time.monotonic() + timeout_s
+        while "Worker]: Ready" not in self.text():
+            if time.monotonic() > deadline or not self.alive:
+                raise TimeoutError(f"worker not ready:\n{self.tail()}")
+            time.sleep(0.5)
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60) -> None:
         if self.alive:
@@ -207,6 +217,7 @@ def throughput(
         )
     worker_s = _span_s(reports)
     passthrough_s = _passthrough(s, workdir, published.messages)
+    embedded_s = _embedded(Simulator(scenario, *sim_args))
     return {
         "scenario": scenario.name,
         "messages": published.messages,
@@ -221,7 +232,18 @@ def throughput(
         "passthrough_agent_s": round(passthrough_s, 2),
         "passthrough_agent_samples_per_s": round(published.samples / passthrough_s),
         "ratio_to_passthrough_agent": round(passthrough_s / worker_s, 3),
+        "embedded_s": round(embedded_s, 2),
+        "embedded_samples_per_s": round(published.samples / embedded_s),
+        "ratio_embedded_to_bare_consumer": round(bare_s / embedded_s, 3),
     }
+
+
+def _embedded(sim: Simulator) -> float:
+    """Seconds the same models take on the same bytes in one process, with no
+    Kafka at all: the ceiling of any worker, whatever its transport."""
+    encoded = [encode(m) for m in sim.messages()]
+    engine = EmbeddedEngine(DetectionPipeline(sim.topology, sim.business, PipelineConfig()))
+    return engine.run(encoded).wall_s
 
 
 def _passthrough(s: Settings, workdir: Path, messages: int) -> float:
@@ -261,12 +283,7 @@ def lag(
         sent.setdefault(tel.time, time.time())
 
     with WorkerProcess(worker_env(s), workdir / f"{s.app_id}.log", workdir) as worker:
-        # Wait for the worker to be ready before the clock starts.
-        deadline = time.monotonic() + 120
-        while "Worker]: Ready" not in worker.text():
-            if time.monotonic() > deadline or not worker.alive:
-                raise TimeoutError(f"worker not ready:\n{worker.tail()}")
-            time.sleep(0.5)
+        worker.wait_ready()  # before the clock starts
         published = asyncio.run(
             publish(_until(sim.messages(), last), client, topics, speed, on_send=note)
         )
@@ -291,3 +308,24 @@ def lag(
         "lag_p99_ms": round(float(np.percentile(lags, 99)), 1),
         "lag_max_ms": round(float(lags.max()), 1),
     }
+
+
+async def group_offsets(
+    client: dict[str, Any], group: str, topics: Iterable[str]
+) -> dict[TopicPartition, tuple[int, int]]:
+    """For every partition of these topics: the offset a consumer group has
+    committed (0 if none) and the end offset."""
+    names = list(topics)
+    consumer = AIOKafkaConsumer(*names, **client, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(**client)
+    await consumer.start()
+    await admin.start()
+    try:
+        tps = [TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t) or ()]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+        await consumer.stop()
+    done = {tp: om.offset for tp, om in committed.items() if om.offset >= 0}
+    return {tp: (done.get(tp, 0), end) for tp, end in ends.items()}

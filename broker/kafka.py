@@ -16,6 +16,7 @@ background and waits until it answers a Kafka ApiVersions request. It prints
 the bootstrap address (also written to broker/.run/bootstrap). The port is
 picked once and recorded, so stop + start keeps the same address and data,
 which is how tests simulate a broker restart; `stop --wipe` forgets both.
+FORESHOCK_BROKER_RUN names another folder for a second, independent broker.
 
 With --scram the client listener is SASL_PLAINTEXT with SCRAM-SHA-512 and a
 user (default `foreshock`) created at format time; the controller and
@@ -47,7 +48,8 @@ HERE = Path(__file__).resolve().parent
 POM = HERE / "pom.xml"
 JARS = HERE / ".jars"
 JARS_STAMP = JARS / ".complete"
-RUN = HERE / ".run"
+# A second broker (a SCRAM one, one a test restarts) gets its own folder.
+RUN = Path(os.environ.get("FORESHOCK_BROKER_RUN", HERE / ".run")).resolve()
 DATA = RUN / "data"
 STATE = RUN / "state.json"  # ports, cluster id, mode: kept across stop/start
 PROPS = RUN / "server.properties"
@@ -558,7 +560,7 @@ def stop(args: argparse.Namespace) -> None:
                     shutil.rmtree(entry)
                 else:
                     entry.unlink()
-        info("wiped broker/.run/ (data, ports, log)")
+        info(f"wiped {RUN} (data, ports, log)")
 
 
 def status(_: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from typing import Annotated
 import faust
 import orjson
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
@@ -22,7 +23,13 @@ from models.incident import IncidentEvent
 from models.pipeline import Event, LatePoints
 from models.topology import Topology
 from models.trend import CreepWarning, ExhaustionWarning
-from producers.kafka import TELEMETRY_TOPICS, ensure_topics, publish
+from producers.kafka import (
+    TELEMETRY_TOPICS,
+    BrokerAccessError,
+    check_broker,
+    ensure_topics,
+    publish,
+)
 from producers.scenario import Scenario, load_scenarios
 from producers.simulator import Simulator
 from streams.replay import Replay, replay
@@ -30,6 +37,7 @@ from streams.sinks import JsonlSink, Sink
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 console = Console(highlight=False, width=max(120, Console().width))
+errors = Console(stderr=True, highlight=False)
 
 
 class Speed(StrEnum):
@@ -57,6 +65,16 @@ def _offset(t: float, origin: float | None) -> str:
     m, s = divmod(abs(d), 60)
     h, m = divmod(m, 60)
     return f"T{sign}{h}h{m:02d}m{s:02d}s" if h else f"T{sign}{m}m{s:02d}s"
+
+
+def _reach_broker(settings: Settings) -> None:
+    """Stop here, with the cause and a non-zero exit, when the broker cannot
+    be used: a wrong password must not look like a hang or a traceback."""
+    try:
+        asyncio.run(check_broker(settings.kafka_client_options()))
+    except BrokerAccessError as exc:
+        errors.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _scenario(settings: Settings, name: str) -> Scenario:
@@ -291,13 +309,18 @@ def produce(
     sim = Simulator(sc, topology, business, seed=seed)
     client = settings.kafka_client_options()
     topics = {family: settings.topic(t) for family, t in TELEMETRY_TOPICS.items()}
-    asyncio.run(ensure_topics(client, dict.fromkeys(topics.values(), settings.partitions)))
+    _reach_broker(settings)
     if not json:
         console.print(
             f"publishing [bold]{sc.name}[/] (seed {seed}, {sim.series_count} series) "
             f"to {settings.kafka_bootstrap} at speed {speed.value}"
         )
-    stats = asyncio.run(publish(sim.messages(), client, topics, _speed(speed)))
+    try:
+        asyncio.run(ensure_topics(client, dict.fromkeys(topics.values(), settings.partitions)))
+        stats = asyncio.run(publish(sim.messages(), client, topics, _speed(speed)))
+    except KafkaError as exc:
+        errors.print(f"[bold red]error:[/] Kafka refused or lost the telemetry: {exc!r}")
+        raise typer.Exit(1) from None
     summary = {
         "scenario": sc.name,
         "seed": seed,
@@ -324,6 +347,7 @@ def worker(
     from streams.app import TOPICS, settings  # the app reads its settings on import
     from streams.app import app as faust_app
 
+    _reach_broker(settings)
     asyncio.run(ensure_topics(settings.kafka_client_options(), TOPICS))
     faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
 
@@ -393,10 +417,69 @@ def bench_kafka(
     )
     table.add_row("ratio worker / that agent", f"{result['ratio_to_passthrough_agent']:.3f}")
     table.add_row(
+        "same models, same bytes, no Kafka", f"{result['embedded_samples_per_s']:,} samples/s"
+    )
+    table.add_row(
+        "ratio of those / bare consumer", f"{result['ratio_embedded_to_bare_consumer']:.3f}"
+    )
+    table.add_row(
         f"lag at ×{lag_speed:g} ({result['lag_samples_per_s']:,} samples/s)",
         f"p50 {result['lag_p50_ms']:,.0f} ms, p99 {result['lag_p99_ms']:,.0f} ms "
         f"over {result['lag_windows']:,} windows",
     )
+    console.print(table)
+
+
+@bench_app.command("soak")
+def bench_soak(
+    minutes: Annotated[float, typer.Option(help="length of the run")] = 20.0,
+    rate: Annotated[float, typer.Option(help="samples/s published, steady")] = 20_000.0,
+    scenario: Annotated[str, typer.Option(help="scenario to publish")] = "baseline-24h",
+    seed: Seed = 1,
+    every: Annotated[float, typer.Option(help="seconds between rows")] = 60.0,
+    workdir: Annotated[Path, typer.Option(help="where the worker's log goes")] = Path(
+        "out/bench-soak"
+    ),
+    json: Json = False,
+) -> None:
+    """One worker under a steady rate into the local broker: consumer lag and the
+    worker's resident memory every minute, and the trend of each."""
+    from bench.soak import Row, soak
+
+    settings = Settings()
+    sc = _scenario(settings, scenario)
+    sim_args = (settings.load_topology(), settings.load_business(), seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def show(row: Row) -> None:
+        if json:
+            return
+        lag_s = (
+            "-"
+            if row.lag_p50_s is None
+            else f"p50 {row.lag_p50_s:.2f} s, max {row.lag_max_s:.2f} s"
+        )
+        console.print(
+            f"minute {row.minute:>3}  {row.samples_per_s:>9,.0f} samples/s  "
+            f"lag {row.lag_messages:>7,} messages, {lag_s} over {row.windows:,} windows  "
+            f"RSS {row.rss_mb:,.1f} MB"
+        )
+
+    try:
+        result = soak(settings, sc, sim_args, workdir, minutes, rate, show, every)
+    except ValueError as exc:  # a remote broker, or a run longer than the scenario
+        raise typer.BadParameter(str(exc)) from exc
+    if json:
+        typer.echo(orjson.dumps(result).decode())
+        return
+    table = Table("figure", "first", "last", "slope per minute", title="bench soak: trends")
+    for key, label in (
+        ("lag_messages", "lag, messages"),
+        ("lag_p50_s", "lag p50, s"),
+        ("rss_mb", "worker RSS, MB"),
+    ):
+        t = result["trend"][key]
+        table.add_row(label, *(str(t[k]) for k in ("first", "last", "slope_per_min")))
     console.print(table)
 
 

@@ -36,7 +36,13 @@ class Incident:
 
     @property
     def dedup_key(self) -> str:
-        return f"foreshock:{self.root_cause or 'unknown'}:{self.id}"
+        """What an alert sink deduplicates on: one page per outage.
+
+        Fixed for the incident's life (the root cause may still change), and
+        made of event-time facts only, so a restarted or rebalanced worker
+        that decides the same windows again names the same key.
+        """
+        return f"foreshock:{self.id}"
 
     def to_dict(self) -> dict[str, Any]:
         return {

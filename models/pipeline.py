@@ -31,6 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Self
 
+import orjson
+
 from models.correlate import blast_radius, rank_root_causes
 from models.detect import Anomaly, SeriesMonitor
 from models.gaps import GapWatch, TelemetryGap
@@ -129,6 +131,19 @@ class WindowReport:
             {(str(e), str(m)): float(lost) for e, m, lost in d["losses"]},
         )
 
+    @classmethod
+    def parse(cls, raw: bytes) -> WindowReport | Rejection:
+        """A report from the wire, or why it is not one.
+
+        >>> WindowReport.parse(b'{"source": "p0"}').reason
+        'not_a_window_report'
+        """
+        try:
+            return cls.from_dict(orjson.loads(raw))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            detail = f"{type(exc).__name__}: {exc}"[:200]
+            return Rejection("not_a_window_report", detail)
+
 
 Event = Anomaly | ExhaustionWarning | CreepWarning | TelemetryGap | IncidentEvent | LatePoints
 Detected = Anomaly | ExhaustionWarning | CreepWarning | TelemetryGap | LatePoints | WindowReport
@@ -175,6 +190,15 @@ class Snapshotted:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+# A batch's identity: entity, cut time, first and last timestamp, size, columns.
+BatchKey = tuple[str, float, float, float, int, tuple[str, ...]]
+
+
+def _batch_key(tel: Telemetry) -> BatchKey:
+    first, last = (tel.ts[0], tel.ts[-1]) if tel.ts else (tel.time, tel.time)
+    return tel.entity, tel.time, first, last, len(tel.ts), tuple(sorted(tel.metrics))
+
+
 class DetectStage(Snapshotted):
     """Windows, detectors and forecasts for the series of one source.
 
@@ -196,27 +220,48 @@ class DetectStage(Snapshotted):
         self.gaps = GapWatch(cfg.window_s, cfg.gap_after_s)
         self.samples = 0
         self.late_points = 0
+        # Batches folded in whose time is not yet behind the decided windows:
+        # enough to know a batch delivered twice (an older one is late anyway).
+        self.batches: dict[BatchKey, float] = {}
 
     def process(self, tel: Telemetry) -> list[Detected] | Rejection:
         """Fold one valid message in and decide every window it closes.
 
         A message far ahead of the stream would close every open window at
-        once, and one wholly behind the decided windows can change nothing:
-        both are refused, with the reason, rather than folded in.
+        once, one wholly behind the decided windows can change nothing, and
+        one already folded in would count its samples twice: all are
+        refused, with the reason, rather than folded in. So is an entity the
+        topology does not hold under the message's family, whose series
+        would have no metric to be judged by.
         """
+        family = self.topology.family_of.get(tel.entity)
+        if family != tel.family:
+            return Rejection(
+                "unknown_entity",
+                f"entity {tel.entity!r} is {'not in the topology' if family is None else family}"
+                f", not {tel.family}",
+            )
         ahead = tel.time - self.windows.watermark  # infinite on the first message
         if math.isfinite(ahead) and ahead > self.config.max_ahead_s:
             return Rejection(
                 "too_far_ahead",
                 f"time is {ahead:.0f} s ahead of the stream; at most {self.config.max_ahead_s:.0f}",
             )
+        key = _batch_key(tel)
+        if key in self.batches:
+            return Rejection("duplicate", f"the batch of {tel.entity} at {tel.time} came before")
         if tel.ts and max(tel.ts) < self.windows.closed_until:
             return Rejection(
                 "late",
                 f"every point is before {self.windows.closed_until}, where windows are decided",
             )
+        self.batches[key] = tel.time
         self.samples += tel.samples
+        until = self.windows.closed_until
         closed, late = self.windows.add(tel)
+        if self.windows.closed_until > until:
+            until = self.windows.closed_until
+            self.batches = {k: t for k, t in self.batches.items() if t >= until}
         events: list[Detected] = []
         if late:
             self.late_points += late

@@ -16,6 +16,7 @@ machine-readable ``reason`` and a human ``detail``.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,36 @@ LATEST_TS = 4_102_444_800.0
 MAX_POINTS = 10_000
 MAX_TEXT = 2_000
 MAX_BATCH_SPAN_S = 3_600.0
+# Half of Kafka's default message.max.bytes: far above any real batch, and
+# refused before parsing so that a huge message costs no more than its read.
+MAX_MESSAGE_BYTES = 512 * 1024
+
+# Every reason a message can be refused for, decoder, engines and pipeline
+# alike: what the dead-letter topic and the per-reason counters carry.
+REASONS: dict[str, str] = {
+    "not_json": "the bytes are not JSON",
+    "not_object": "the JSON is not an object",
+    "missing_field": "a required field is missing or empty",
+    "unsupported_version": "the schema version is not one this code reads",
+    "unknown_family": "the family is not redis, pods, logins or social",
+    "wrong_type": "a field has the wrong type",
+    "unknown_entity": "the entity is not in the topology, or is of another family",
+    "unknown_metric": "the family has no such metric",
+    "implausible_time": "a time outside 2000..2100, or a sample outside its batch's span",
+    "non_finite": "NaN or infinity",
+    "negative_value": "a negative value (counters, rates and gauges are all non-negative)",
+    "ratio_out_of_range": "a ratio above 1",
+    "length_mismatch": "a column's length differs from the timestamps'",
+    "oversized": "too many bytes, samples or characters",
+    "wrong_topic": "a valid message on another family's topic",
+    "too_far_ahead": "event time far ahead of the stream's watermark",
+    "late": "every sample is in windows already decided (later than the allowed lateness)",
+    "duplicate": "a batch already folded in, delivered again",
+}
+# Refusals on Foreshock's own topics: only a foreign writer can cause them.
+INTERNAL_REASONS: dict[str, str] = {
+    "not_a_window_report": "a record on foreshock.windows that is not a window report",
+}
 
 
 class Bad(Enum):
@@ -154,13 +185,55 @@ def encode(message: Telemetry) -> bytes:
     return orjson.dumps(message.to_wire())
 
 
-def decode(raw: bytes, known_entity: Callable[[str], bool] | None = None) -> Telemetry | Rejection:
-    """Parse and validate one message from the wire."""
+def decode(
+    raw: bytes, known_entity: Callable[[str], bool] | None = None, family: str | None = None
+) -> Telemetry | Rejection:
+    """Parse and validate one message from the wire; ``family``, when given,
+    is the one its topic carries.
+
+    >>> decode(b'{"v": 1}' + b" " * MAX_MESSAGE_BYTES).reason
+    'oversized'
+    """
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return Rejection("oversized", f"{len(raw)} bytes; at most {MAX_MESSAGE_BYTES}")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if _non_finite_literal(raw):
+            return Rejection("non_finite", "NaN or an infinite number, which JSON cannot carry")
         return Rejection("not_json", f"not valid JSON: {exc}")
-    return validate(body, known_entity)
+    tel = validate(body, known_entity)
+    if family is not None and isinstance(tel, Telemetry) and tel.family != family:
+        return Rejection("wrong_topic", f"a {tel.family} message where {family} is expected")
+    return tel
+
+
+def _non_finite_literal(raw: bytes) -> bool:
+    """Whether bytes that are not JSON would be, but for NaN, Infinity or a
+    number beyond a double, as some encoders (Python's json) write them.
+
+    >>> _non_finite_literal(b'{"x": [NaN, 1]}'), _non_finite_literal(b'[1e999]')
+    (True, True)
+    >>> _non_finite_literal(b'{"x": NaN') or _non_finite_literal(b'[1.5]')
+    False
+    """
+    found = False
+
+    def constant(name: str) -> None:
+        nonlocal found
+        found = True
+
+    def number(text: str) -> float:
+        nonlocal found
+        value = float(text)
+        found = found or not math.isfinite(value)
+        return value
+
+    try:
+        json.loads(raw.decode(), parse_constant=constant, parse_float=number)
+    except (ValueError, RecursionError):  # not JSON for other reasons too
+        return False
+    return found
 
 
 def _is_number(x: object) -> bool:

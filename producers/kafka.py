@@ -13,7 +13,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+)
+from aiokafka.protocol.metadata import MetadataRequest
 
 from models.schema import FAMILIES, Telemetry, encode
 from producers.replay import schedule
@@ -134,3 +142,59 @@ async def partitions_with_data(client: dict[str, Any], topics: Iterable[str]) ->
     finally:
         await consumer.stop()
     return sorted(partition_name(tp.topic, tp.partition) for tp in tps if last[tp] > first[tp])
+
+
+class BrokerAccessError(Exception):
+    """The broker cannot be used with these settings; the message names the
+    cause and the setting to check, and never a secret."""
+
+
+async def check_broker(client: dict[str, Any], timeout_s: float = 10.0) -> None:
+    """Connect to a bootstrap broker, authenticate and ask for metadata, or
+    raise ``BrokerAccessError`` within about ``timeout_s`` per address.
+
+    Kafka clients retry a refused login like a broker that is down, for
+    minutes and with a generic error; this asks once and says which it is.
+    """
+    sasl = str(client.get("security_protocol", "")).startswith("SASL")
+    user = client.get("sasl_plain_username")
+    if sasl and (not user or client.get("sasl_plain_password") is None):
+        raise BrokerAccessError(
+            "SASL needs a username and a password: "
+            "set FORESHOCK_KAFKA_SASL_USERNAME and FORESHOCK_KAFKA_SASL_PASSWORD"
+        )
+    options = {k: v for k, v in client.items() if k != "bootstrap_servers"}
+    causes: list[str] = []
+    for address in str(client["bootstrap_servers"]).split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            conn = await asyncio.wait_for(
+                create_conn(
+                    host.strip("[]"), int(port), request_timeout_ms=int(timeout_s * 1000), **options
+                ),
+                timeout_s,
+            )
+            try:
+                await asyncio.wait_for(conn.send(MetadataRequest([])), timeout_s)
+            finally:
+                conn.close()
+        except (SaslAuthenticationFailed, AuthenticationFailedError):
+            raise BrokerAccessError(
+                f"authentication failed at {address.strip()} "
+                f"({client.get('sasl_mechanism')} as user {user!r}): "
+                "check FORESHOCK_KAFKA_SASL_USERNAME and FORESHOCK_KAFKA_SASL_PASSWORD"
+            ) from None
+        except UnsupportedSaslMechanismError:
+            raise BrokerAccessError(
+                f"the broker at {address.strip()} does not offer "
+                f"{client.get('sasl_mechanism')}: check FORESHOCK_KAFKA_SASL_MECHANISM"
+            ) from None
+        except (TimeoutError, OSError, ValueError, KafkaError) as exc:
+            causes.append(f"{address.strip()}: {str(exc) or type(exc).__name__}")
+            continue
+        return
+    raise BrokerAccessError(
+        f"cannot use the Kafka broker ({'; '.join(causes)}): check FORESHOCK_KAFKA_BOOTSTRAP "
+        f"and that FORESHOCK_KAFKA_SECURITY_PROTOCOL ({client.get('security_protocol')}) "
+        "is what its listener speaks"
+    )

@@ -30,8 +30,9 @@ import orjson
 from foreshock.settings import SecurityProtocol, Settings
 from models.incident import IncidentEvent
 from models.pipeline import CorrelateStage, DetectStage, PipelineConfig, WindowReport
-from models.schema import Rejection, decode
+from models.schema import Rejection, Telemetry, decode
 from producers.kafka import TELEMETRY_TOPICS, partition_name, partitions_with_data
+from streams import metrics
 from streams.checkpoint import Checkpointed, Next
 from streams.sinks import event_to_dict
 
@@ -45,6 +46,7 @@ config = PipelineConfig()
 SNAPSHOT_WINDOWS = 30  # a partition's detectors are snapshotted every 30 windows
 SNAPSHOT_REPORTS = 300  # the correlator every 300 reports, and after every incident change
 IDLE_SOURCE_S = 60.0  # wall seconds without a report before a partition is not waited for
+QUIET_S = 5.0  # wall seconds without a message before a partition is snapshotted anyway
 
 
 def credentials(s: Settings) -> faust.types.auth.CredentialsT | None:
@@ -133,6 +135,9 @@ family_of_topic = {settings.topic(t): family for family, t in TELEMETRY_TOPICS.i
 live_detectors: dict[str, Checkpointed[DetectStage]] = {}  # source -> state
 live_correlator: dict[str, Checkpointed[CorrelateStage]] = {}
 last_report: dict[str, float] = {}  # source -> wall clock of its latest report
+last_taken: dict[str, float] = {}  # source -> wall clock its latest message was folded in
+folding: set[str] = set()  # sources with a message being folded in right now
+quiet_streams: dict[str, faust.Stream] = {}  # source -> the stream that acknowledges it
 
 
 def _source(message: Any) -> str:
@@ -152,6 +157,7 @@ async def _keep_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) ->
 async def _dead_letter(message: Any, rejection: Rejection) -> None:
     """Keep a refused message verbatim, with where it came from and why."""
     log.warning("rejected %s: %s (%s)", _source(message), rejection.reason, rejection.detail)
+    metrics.rejected.labels(rejection.reason).inc()
     await deadletter.send(
         key=message.topic.encode(),
         value=message.value,
@@ -235,27 +241,58 @@ async def detect(stream: faust.StreamT) -> None:
             )
             if live.state.monitors:
                 log.info("%s: %d series learned", source, len(live.state.monitors))
+        quiet_streams[source] = manual
         if not await _in_order(live, event, manual):
             continue
         live.take(event, message.offset)
-        tel = decode(message.value or b"", topology.knows)
-        if not isinstance(tel, Rejection) and tel.family != family_of_topic[message.topic]:
-            tel = Rejection("wrong_topic", f"a {tel.family} message on {message.topic}")
-        outcome = tel if isinstance(tel, Rejection) else live.state.process(tel)
-        if isinstance(outcome, Rejection):
-            await _dead_letter(message, outcome)
-            continue
-        for decided in outcome:
-            if isinstance(decided, WindowReport):
-                await windows.send(key=source.encode(), value=orjson.dumps(decided.to_dict()))
-                live.changes += 1
-            else:
-                body = event_to_dict(decided)
-                key = f"{body['entity']}:{body.get('metric', '')}".encode()
-                await anomalies.send(key=key, value=orjson.dumps(body))
+        # Until its decisions are all sent, no snapshot may cover this message.
+        folding.add(source)
+        try:
+            tel = decode(message.value or b"", topology.knows, family_of_topic[message.topic])
+            outcome = tel if isinstance(tel, Rejection) else live.state.process(tel)
+            if isinstance(outcome, Rejection):
+                await _dead_letter(message, outcome)
+                continue
+            metrics.processed.labels(message.topic, str(message.partition)).inc()
+            metrics.samples.inc(cast(Telemetry, tel).samples)
+            for decided in outcome:
+                if isinstance(decided, WindowReport):
+                    await windows.send(key=source.encode(), value=orjson.dumps(decided.to_dict()))
+                    live.changes += 1
+                else:
+                    body = event_to_dict(decided)
+                    key = f"{body['entity']}:{body.get('metric', '')}".encode()
+                    await anomalies.send(key=key, value=orjson.dumps(body))
+        finally:
+            folding.discard(source)
+            last_taken[source] = time.monotonic()
         if live.changes >= SNAPSHOT_WINDOWS:
             detect_state[source], covered = live.checkpoint()
             await _ack(manual, covered)
+
+
+@app.timer(interval=QUIET_S)
+async def snapshot_quiet_partitions() -> None:
+    """Snapshot a partition that has gone quiet with messages not yet covered.
+
+    Otherwise its last messages (up to ``SNAPSHOT_WINDOWS`` windows' worth)
+    stay uncommitted until more arrive: nothing is lost, they would be
+    redelivered, but the committed offsets would never reach the end.
+    """
+    now = time.monotonic()
+    owned = {partition_name(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+    for source, live in list(live_detectors.items()):
+        if not live.unacked or source in folding or source not in owned:
+            continue
+        if now - last_taken.get(source, float("-inf")) < QUIET_S:
+            continue
+        blob, covered = live.checkpoint()
+        # Faust takes a table's changelog partition from the current event, and
+        # a timer has none: it is the partition's own, as in the agent.
+        partition = int(source.rpartition(":")[2])
+        detect_state.send_changelog(partition, source, blob)
+        detect_state.data[source] = blob
+        await _ack(cast(faust.Stream, quiet_streams[source]), covered)
 
 
 async def _publish(changes: list[IncidentEvent]) -> None:
@@ -291,7 +328,11 @@ async def correlate(stream: faust.StreamT) -> None:
         seen_again = (event, float("-inf"), message.offset)
         if not await _in_order(live, event, manual, seen_again):
             continue
-        report = WindowReport.from_dict(orjson.loads(message.value or b"{}"))
+        report = WindowReport.parse(message.value or b"")
+        if isinstance(report, Rejection):
+            live.take(seen_again, message.offset)  # acknowledged with the next snapshot
+            await _dead_letter(message, report)
+            continue
         last_report[report.source] = time.monotonic()
         live.take((event, report.start, message.offset), message.offset)
         changes = live.state.add(report)
@@ -310,6 +351,17 @@ async def correlate(stream: faust.StreamT) -> None:
             correlate_state[source], acked = live.checkpoint(covered)
             live.unacked = kept
             await _ack(manual, [e for e, _, _ in acked])
+
+
+@app.page("/metrics/")
+async def prometheus_metrics(self: faust.web.View, request: faust.web.Request) -> Any:
+    """The worker's counters (rejections per reason, messages processed).
+
+    Like every page the worker serves, it answers GET only; the server binds
+    FORESHOCK_WEB_HOST, 127.0.0.1 unless told otherwise.
+    """
+    # The content type carries parameters, which aiohttp takes only as a header.
+    return self.bytes(metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
 @app.timer(interval=10.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from models.correlate import Suspect
@@ -51,7 +53,7 @@ def test_opens_once(tracker):
     assert kinds(events) == ["opened"]
     inc = tracker.current
     assert inc.id == "INC-20221004T190000-redis-sessions"
-    assert inc.dedup_key == "foreshock:redis-sessions:INC-20221004T190000-redis-sessions"
+    assert inc.dedup_key == "foreshock:INC-20221004T190000-redis-sessions"
     assert (inc.sev, inc.status, inc.root_cause) == (1, "open", "redis-sessions")
     assert inc.onset == T - 300.0
     assert inc.opened_at == T
@@ -215,6 +217,36 @@ def test_root_cause_follows_the_cascade_but_not_during_recovery(tracker):
     assert inc.status == "recovering"
     assert tracker.step(T + 30, False, CALM, [USERS], ["logins"]) == []
     assert inc.root_cause == "redis-sessions"
+
+
+def test_id_and_dedup_key_stay_as_the_root_cause_changes(tracker):
+    inc = open_incident(tracker, suspects=(USERS,))
+    key = inc.dedup_key
+    events = tracker.step(T + 10, True, hurt(0.9), [REDIS, USERS], ["logins"])
+    assert kinds(events) == ["root_cause"]
+    assert (inc.id, inc.dedup_key) == ("INC-20221004T190000-user-svc", key)
+    assert events[0].incident["dedup_key"] == key
+
+
+def test_the_same_windows_give_the_same_incident_in_another_process(business):
+    """Event time alone names the incident: a tracker that decides the same
+    windows later (a restarted worker) opens it under the same id and key."""
+    first, later = (IncidentTracker(ImpactMeter(business)) for _ in range(2))
+    for tracker in (first, later):
+        open_incident(tracker)
+    assert first.current.id == later.current.id
+    assert first.current.dedup_key == later.current.dedup_key
+
+
+def test_an_open_incident_survives_a_snapshot(tracker):
+    """Restored from its snapshot, the tracker updates the open incident and
+    never opens it again."""
+    inc = open_incident(tracker)
+    restored = pickle.loads(pickle.dumps(tracker))
+    events = restored.step(T + 10, True, hurt(0.95), [REDIS], ["logins", "user-svc"])
+    assert kinds(events) == ["blast_radius"]
+    assert events[0].incident["id"] == inc.id
+    assert len(restored.incidents) == 1
 
 
 def test_to_dict_lists_at_most_three_candidates(tracker):

@@ -5,12 +5,20 @@ from __future__ import annotations
 import pickle
 import random
 
+import orjson
 import pytest
 
 from models.impact import Business
 from models.incident import IncidentEvent
-from models.pipeline import DetectionPipeline, LatePoints, PipelineConfig, degradation
-from models.schema import SERIES_METRICS, Rejection, Telemetry
+from models.pipeline import (
+    DetectionPipeline,
+    LatePoints,
+    Note,
+    PipelineConfig,
+    WindowReport,
+    degradation,
+)
+from models.schema import INTERNAL_REASONS, SERIES_METRICS, Rejection, Telemetry
 from models.topology import Topology
 
 T0 = 1_664_877_600.0  # 2022-10-04 10:00 UTC
@@ -195,3 +203,18 @@ def test_a_pipeline_restored_from_a_snapshot_decides_exactly_as_one_never_stoppe
     after = story(restored, T0 + 1000, T0 + 1500)
     assert before + after == straight
     assert any(isinstance(e, IncidentEvent) and e.kind == "opened" for e in before)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"not json", b"[]", b'{"source": "p0"}', b'{"source": "p0", "start": "x"}'],
+)
+def test_a_record_that_is_not_a_window_report_is_refused_with_a_reason(raw):
+    refused = WindowReport.parse(raw)
+    assert isinstance(refused, Rejection)
+    assert refused.reason in INTERNAL_REASONS and refused.detail
+
+
+def test_a_window_report_survives_the_wire():
+    report = WindowReport("pods:3", 10.0, 25.0, (Note("a", "a:x", 0.0, True),), {("a", "x"): 0.5})
+    assert WindowReport.parse(orjson.dumps(report.to_dict())) == report

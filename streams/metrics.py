@@ -1,0 +1,41 @@
+"""What a worker counts, served in Prometheus' text format at ``/metrics/``.
+
+The counters live in a registry of their own, so that the page shows
+Foreshock's figures only, and every rejection reason is there from the start
+(at 0), so that a dashboard can tell "never happened" from "not reported".
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+
+from models.schema import INTERNAL_REASONS, REASONS
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+registry = CollectorRegistry()
+
+rejected = Counter(
+    "foreshock_rejected_messages",
+    "Messages refused and sent to the dead-letter topic, by reason",
+    ["reason"],
+    registry=registry,
+)
+processed = Counter(
+    "foreshock_processed_messages",
+    "Telemetry messages folded into the models, by source partition",
+    ["topic", "partition"],
+    registry=registry,
+)
+samples = Counter(
+    "foreshock_processed_samples",
+    "Samples carried by the telemetry messages folded into the models",
+    registry=registry,
+)
+
+for _reason in (*REASONS, *INTERNAL_REASONS):
+    rejected.labels(_reason)
+
+
+def exposition() -> bytes:
+    return generate_latest(registry)

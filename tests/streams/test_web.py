@@ -1,0 +1,33 @@
+"""The worker's web server: loopback by default, GET only, and the counters."""
+
+from __future__ import annotations
+
+import faust
+
+from foreshock.settings import Settings
+from models.schema import REASONS
+from streams import metrics
+
+
+def test_the_web_server_binds_loopback_unless_told_otherwise():
+    from streams.app import app, settings
+
+    assert Settings.model_fields["web_host"].default == "127.0.0.1"
+    assert app.conf.web_bind == settings.web_host
+
+
+def test_every_page_is_read_only():
+    from streams.app import app
+
+    app.web.init_server()  # mounts Faust's own pages beside ours
+    assert "/metrics/" in app.web.views
+    for path, view in app.web.views.items():
+        for method in ("post", "put", "patch", "delete"):
+            # Faust's View answers 405 to a method a page does not define.
+            assert getattr(type(view), method) is getattr(faust.web.View, method), (path, method)
+
+
+def test_every_reason_has_a_counter_from_the_start():
+    text = metrics.exposition().decode()
+    for reason in REASONS:
+        assert f'foreshock_rejected_messages_total{{reason="{reason}"}}' in text
