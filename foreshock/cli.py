@@ -398,6 +398,7 @@ def bench_kafka(
 
     settings = Settings()
     sc = _scenario(settings, scenario)
+    _reach_broker(settings)
     sim_args = (settings.load_topology(), settings.load_business(), seed)
     workdir.mkdir(parents=True, exist_ok=True)
     with console.status("throughput: publishing, bare consumer, one worker…"):
@@ -448,6 +449,7 @@ def bench_soak(
 
     settings = Settings()
     sc = _scenario(settings, scenario)
+    _reach_broker(settings)
     sim_args = (settings.load_topology(), settings.load_business(), seed)
     workdir.mkdir(parents=True, exist_ok=True)
 
