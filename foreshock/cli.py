@@ -445,10 +445,14 @@ def bench_soak(
 ) -> None:
     """One worker under a steady rate into the local broker: consumer lag and the
     worker's resident memory every minute, and the trend of each."""
-    from bench.soak import Row, soak
+    from bench.soak import Row, loopback_only, soak
 
     settings = Settings()
     sc = _scenario(settings, scenario)
+    try:
+        loopback_only(settings.kafka_bootstrap)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     _reach_broker(settings)
     sim_args = (settings.load_topology(), settings.load_business(), seed)
     workdir.mkdir(parents=True, exist_ok=True)
