@@ -176,6 +176,15 @@ def _manual(stream: faust.StreamT) -> faust.Stream:
     return cast(faust.Stream, cast(faust.Stream, stream).noack())
 
 
+async def _save(table: faust.types.TableT[str, bytes], source: str, blob: bytes) -> None:
+    """Write a partition's snapshot to its changelog partition and wait until
+    the broker has it. Only then may the messages it covers be acknowledged:
+    a worker killed in between must not leave offsets committed past a
+    snapshot that never landed (Faust's own table writes are not awaited)."""
+    await table.send_changelog(int(source.rpartition(":")[2]), source, blob)
+    table.data[source] = blob
+
+
 async def _ack(stream: faust.Stream, events: list[Any]) -> None:
     for event in events:
         await stream.ack(event)
@@ -267,7 +276,8 @@ async def detect(stream: faust.StreamT) -> None:
             folding.discard(source)
             last_taken[source] = time.monotonic()
         if live.changes >= SNAPSHOT_WINDOWS:
-            detect_state[source], covered = live.checkpoint()
+            blob, covered = live.checkpoint()
+            await _save(detect_state, source, blob)
             await _ack(manual, covered)
 
 
@@ -287,11 +297,7 @@ async def snapshot_quiet_partitions() -> None:
         if now - last_taken.get(source, float("-inf")) < QUIET_S:
             continue
         blob, covered = live.checkpoint()
-        # Faust takes a table's changelog partition from the current event, and
-        # a timer has none: it is the partition's own, as in the agent.
-        partition = int(source.rpartition(":")[2])
-        detect_state.send_changelog(partition, source, blob)
-        detect_state.data[source] = blob
+        await _save(detect_state, source, blob)
         await _ack(cast(faust.Stream, quiet_streams[source]), covered)
 
 
@@ -348,7 +354,8 @@ async def correlate(stream: faust.StreamT) -> None:
             # Acknowledged in offset order only, up to the first report waiting.
             kept = [taken for taken in live.unacked if taken[2] > covered]
             live.unacked = [taken for taken in live.unacked if taken[2] <= covered]
-            correlate_state[source], acked = live.checkpoint(covered)
+            blob, acked = live.checkpoint(covered)
+            await _save(correlate_state, source, blob)
             live.unacked = kept
             await _ack(manual, [e for e, _, _ in acked])
 
