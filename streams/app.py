@@ -185,6 +185,15 @@ async def _save(table: faust.types.TableT[str, bytes], source: str, blob: bytes)
     table.data[source] = blob
 
 
+async def _checkpoint_detector(
+    source: str, live: Checkpointed[DetectStage], stream: faust.Stream
+) -> None:
+    """Snapshot a partition's detectors, then acknowledge what it covers."""
+    blob, covered = live.checkpoint()
+    await _save(detect_state, source, blob)
+    await _ack(stream, covered)
+
+
 async def _ack(stream: faust.Stream, events: list[Any]) -> None:
     for event in events:
         await stream.ack(event)
@@ -276,9 +285,7 @@ async def detect(stream: faust.StreamT) -> None:
             folding.discard(source)
             last_taken[source] = time.monotonic()
         if live.changes >= SNAPSHOT_WINDOWS:
-            blob, covered = live.checkpoint()
-            await _save(detect_state, source, blob)
-            await _ack(manual, covered)
+            await _checkpoint_detector(source, live, manual)
 
 
 @app.timer(interval=QUIET_S)
@@ -296,9 +303,7 @@ async def snapshot_quiet_partitions() -> None:
             continue
         if now - last_taken.get(source, float("-inf")) < QUIET_S:
             continue
-        blob, covered = live.checkpoint()
-        await _save(detect_state, source, blob)
-        await _ack(cast(faust.Stream, quiet_streams[source]), covered)
+        await _checkpoint_detector(source, live, quiet_streams[source])
 
 
 async def _publish(changes: list[IncidentEvent]) -> None:
