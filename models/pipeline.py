@@ -169,6 +169,16 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+# Bumped whenever learned state changes shape, so that a worker never loads
+# state it would misread; it refuses the snapshot and learns afresh instead.
+SNAPSHOT_FORMAT = 2
+_SNAPSHOT_TAG = b"foreshock-snapshot:"
+
+
+class IncompatibleSnapshot(ValueError):
+    """A snapshot this version cannot restore; the message says why."""
+
+
 class Snapshotted:
     """Learned state that pickles without its topology, which is configuration."""
 
@@ -182,12 +192,33 @@ class Snapshotted:
 
     @classmethod
     def restore(cls, snapshot: bytes, topology: Topology) -> Self:
-        stage: Self = pickle.loads(snapshot)
+        """The state in a snapshot, or ``IncompatibleSnapshot``.
+
+        >>> DetectStage.restore(b"foreshock-snapshot:1:...", None)
+        Traceback (most recent call last):
+        ...
+        models.pipeline.IncompatibleSnapshot: snapshot format 1; this version reads format 2
+        """
+        tag, _, body = snapshot.partition(b":")
+        version, _, pickled = body.partition(b":")
+        if tag + b":" != _SNAPSHOT_TAG or not version.isdigit():
+            raise IncompatibleSnapshot("written before snapshot formats were numbered")
+        if int(version) != SNAPSHOT_FORMAT:
+            raise IncompatibleSnapshot(
+                f"snapshot format {int(version)}; this version reads format {SNAPSHOT_FORMAT}"
+            )
+        try:
+            stage = pickle.loads(pickled)
+        except Exception as exc:  # the changelog holds bytes; any failure is a refusal
+            raise IncompatibleSnapshot(f"unreadable: {exc!r}") from exc
+        if not isinstance(stage, cls):
+            raise IncompatibleSnapshot(f"holds a {type(stage).__name__}, not a {cls.__name__}")
         stage.topology = topology
         return stage
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        header = _SNAPSHOT_TAG + str(SNAPSHOT_FORMAT).encode() + b":"
+        return header + pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 # A batch's identity: entity, cut time, first and last timestamp, size, columns.

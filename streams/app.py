@@ -207,12 +207,22 @@ async def _resume(
     state = live[source] = Checkpointed.resume(blob, **how)
     if blob is None:  # fresh: it needs the partition from its first message
         state.offset = (await app.consumer.earliest_offsets(message.tp))[message.tp] - 1
-    log.info(
-        "%s %s: %s",
-        "detecting on" if live is live_detectors else "correlating",
-        source,
-        "from scratch" if blob is None else f"resumed from the snapshot at offset {state.offset}",
-    )
+    doing = "detecting on" if live is live_detectors else "correlating"
+    if state.refused is not None:
+        metrics.refused_snapshots.inc()
+        log.error(
+            "%s %s: the snapshot at offset %d cannot be restored (%s); "
+            "going on from offset %d with models that learn afresh",
+            doing,
+            source,
+            state.offset,
+            state.refused,
+            state.offset + 1,
+        )
+    elif blob is None:
+        log.info("%s %s: from scratch", doing, source)
+    else:
+        log.info("%s %s: resumed from the snapshot at offset %d", doing, source, state.offset)
     return state
 
 

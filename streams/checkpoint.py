@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar
 
+from models.pipeline import IncompatibleSnapshot
+
 OFFSET_BYTES = 8
 
 
@@ -58,6 +60,7 @@ class Checkpointed(Generic[S]):
     unacked: list[Any] = field(default_factory=list)  # events, in offset order
     changes: int = 0  # decisions since the last snapshot
     saved: int = -1  # the offset the last snapshot written (or restored) covers
+    refused: str | None = None  # why the snapshot found could not be restored
 
     def place(self, offset: int) -> Next:
         """Where a delivered message stands against the state."""
@@ -72,7 +75,12 @@ class Checkpointed(Generic[S]):
         if blob is None:
             return cls(fresh())
         offset, snapshot = unpack(blob)
-        return cls(restore(snapshot), offset, saved=offset)
+        try:
+            return cls(restore(snapshot), offset, saved=offset)
+        except IncompatibleSnapshot as exc:
+            # The messages it covered are acknowledged already: replaying them
+            # would decide their windows twice. Go on after them, learning anew.
+            return cls(fresh(), offset, saved=offset, refused=str(exc))
 
     def take(self, event: Any, offset: int) -> None:
         self.offset = offset

@@ -32,6 +32,11 @@ samples = Counter(
     "Samples carried by the telemetry messages folded into the models",
     registry=registry,
 )
+refused_snapshots = Counter(
+    "foreshock_refused_snapshots",
+    "Snapshots that could not be restored, so that their models learn afresh",
+    registry=registry,
+)
 
 for _reason in (*REASONS, *INTERNAL_REASONS):
     rejected.labels(_reason)

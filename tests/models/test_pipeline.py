@@ -11,7 +11,11 @@ import pytest
 from models.impact import Business
 from models.incident import IncidentEvent
 from models.pipeline import (
+    SNAPSHOT_FORMAT,
+    CorrelateStage,
     DetectionPipeline,
+    DetectStage,
+    IncompatibleSnapshot,
     LatePoints,
     Note,
     PipelineConfig,
@@ -203,6 +207,27 @@ def test_a_pipeline_restored_from_a_snapshot_decides_exactly_as_one_never_stoppe
     after = story(restored, T0 + 1000, T0 + 1500)
     assert before + after == straight
     assert any(isinstance(e, IncidentEvent) and e.kind == "opened" for e in before)
+
+
+def test_a_snapshot_restores_only_into_the_format_that_wrote_it(business_data):
+    """An upgraded worker must not misread, or crash on, state it cannot read."""
+    topology = Topology.from_dict(WORLD)
+    stage = DetectStage(topology, PipelineConfig(), source="pods:0")
+    run(stage, T0, T0 + 300)
+    restored = DetectStage.restore(stage.snapshot(), topology)
+    assert restored.monitors.keys() == stage.monitors.keys() and restored.monitors
+    correlator = CorrelateStage(topology, Business.from_dict(business_data), PipelineConfig())
+    refusals = {
+        pickle.dumps(stage): "before snapshot formats were numbered",
+        stage.snapshot().replace(
+            f":{SNAPSHOT_FORMAT}:".encode(), f":{SNAPSHOT_FORMAT + 1}:".encode(), 1
+        ): f"format {SNAPSHOT_FORMAT + 1}",
+        stage.snapshot()[:60]: "unreadable",
+        correlator.snapshot(): "holds a CorrelateStage",
+    }
+    for blob, why in refusals.items():
+        with pytest.raises(IncompatibleSnapshot, match=why):
+            DetectStage.restore(blob, topology)
 
 
 @pytest.mark.parametrize(

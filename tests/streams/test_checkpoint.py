@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from streams.checkpoint import Checkpointed, Next, unpack
+from models.pipeline import IncompatibleSnapshot
+from streams.checkpoint import Checkpointed, Next, pack, unpack
 
 
 class Counter:
@@ -47,3 +48,16 @@ def test_a_redelivered_message_waits_for_the_next_snapshot_unless_covered():
     assert live.hold("again1", 1) is False  # covered: acknowledge now
     assert live.hold("again4", 4) is True  # not yet: acknowledged with the next snapshot
     assert live.checkpoint()[1] == ["again4"]
+
+
+def test_a_snapshot_that_cannot_be_restored_is_refused_and_the_partition_goes_on_after_it():
+    def refuse(blob: bytes) -> Counter:
+        raise IncompatibleSnapshot("snapshot format 1; this version reads format 2")
+
+    resumed = Checkpointed.resume(pack(41, Counter(7)), refuse, Counter)
+    assert resumed.refused == "snapshot format 1; this version reads format 2"
+    assert resumed.state.n == 0  # learning afresh
+    # What the snapshot covered was acknowledged already and is not decided twice.
+    assert (resumed.offset, resumed.saved) == (41, 41)
+    assert resumed.place(41) is Next.SEEN and resumed.place(42) is Next.FOLD
+    assert Checkpointed.resume(pack(41, Counter(7)), restore, Counter).refused is None
