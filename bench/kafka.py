@@ -30,6 +30,8 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import for_code
+from aiokafka.protocol.admin import DeleteGroupsRequest
 
 from foreshock.settings import Settings
 from models.pipeline import DetectionPipeline, PipelineConfig
@@ -44,6 +46,65 @@ def isolated(settings: Settings, name: str | None = None) -> Settings:
     """The same broker, with topics, tables and consumer group of its own."""
     name = name or f"bench{uuid.uuid4().hex[:8]}"
     return settings.model_copy(update={"topic_prefix": f"{name}.", "app_id": name})
+
+
+@dataclass
+class Removed:
+    topics: list[str]
+    groups: list[str]
+    failed: dict[str, str]  # topic or group -> the broker's error
+
+
+def _made_by(runs: list[Settings], name: str) -> bool:
+    """Whether one of these isolated runs made this topic or consumer group:
+    its prefixed topics, and what Faust names after its app id (table
+    changelogs, the assignor's leader topic, the passthrough agent's group)."""
+    return any(name.startswith((s.topic_prefix, f"{s.app_id}-")) or name == s.app_id for s in runs)
+
+
+async def remove_isolated(
+    client: dict[str, Any], runs: Iterable[Settings], timeout_s: float = 30
+) -> Removed:
+    """Delete every topic and consumer group these isolated runs made, once
+    their workers have stopped (a group with members cannot be deleted)."""
+    runs = list(runs)
+    for s in runs:
+        # An empty prefix would match every topic of a shared cluster.
+        if s.topic_prefix != f"{s.app_id}.":
+            raise ValueError(f"not an isolated run: app id {s.app_id!r}, prefix {s.topic_prefix!r}")
+    removed = Removed([], [], {})
+
+    def note(deleted: list[str], name: str, code: int) -> None:
+        if code:
+            removed.failed[name] = for_code(code).__name__
+        else:
+            deleted.append(name)
+
+    admin = AIOKafkaAdminClient(**client)
+    await admin.start()
+    try:
+        for group, *_ in await admin.list_consumer_groups():
+            if _made_by(runs, group):
+                # aiokafka 0.14 has no call for DeleteGroups: the request goes
+                # to the group's coordinator, as its other group calls do.
+                node = await admin.find_coordinator(group)
+                response = await admin._send_request(DeleteGroupsRequest([group]), node)
+                for name, code in response.results:
+                    note(removed.groups, name, code)
+        topics = [t for t in await admin.list_topics() if _made_by(runs, t)]
+        if topics:
+            response = await admin.delete_topics(topics)
+            for name, code in response.topic_error_codes:
+                note(removed.topics, name, code)
+        # The broker deletes in the background: done once it no longer lists them.
+        deadline = time.monotonic() + timeout_s
+        while set(removed.topics) & set(await admin.list_topics()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics still listed {timeout_s:.0f} s after their deletion")
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    return removed
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
@@ -195,9 +256,9 @@ async def sources_with_data(s: Settings) -> set[str]:
 
 
 def throughput(
-    settings: Settings, scenario: Scenario, sim_args: tuple[Any, ...], workdir: Path
+    s: Settings, scenario: Scenario, sim_args: tuple[Any, ...], workdir: Path
 ) -> dict[str, Any]:
-    s = isolated(settings)
+    """On isolated settings (``isolated``), which the caller deletes when done."""
     client = s.kafka_client_options()
     topics = _telemetry_topics(s)
     sim = Simulator(scenario, *sim_args)
@@ -206,6 +267,9 @@ def throughput(
     bare_s = asyncio.run(bare_consumer(client, topics.values(), published.messages))
     sources = asyncio.run(sources_with_data(s))
     with WorkerProcess(worker_env(s), workdir / f"{s.app_id}.log", workdir) as worker:
+        # The worker creates its output topics before it is ready; a consumer
+        # subscribed earlier asks for a topic the broker does not know yet.
+        worker.wait_ready()
         reports = asyncio.run(
             records(
                 client,
@@ -264,14 +328,14 @@ def _until(messages: Iterator[Telemetry], last: float) -> Iterator[Telemetry]:
 
 
 def lag(
-    settings: Settings,
+    s: Settings,
     scenario: Scenario,
     sim_args: tuple[Any, ...],
     workdir: Path,
     speed: float,
     seconds: float,
 ) -> dict[str, Any]:
-    s = isolated(settings)
+    """On isolated settings (``isolated``), which the caller deletes when done."""
     client = s.kafka_client_options()
     topics = _telemetry_topics(s)
     sim = Simulator(scenario, *sim_args)

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import ipaddress
 import itertools
+import math
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +37,7 @@ import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer
 
-from bench.kafka import WorkerProcess, group_offsets, isolated, worker_env
+from bench.kafka import WorkerProcess, group_offsets, worker_env
 from foreshock.settings import Settings
 from models.schema import Telemetry
 from producers.kafka import TELEMETRY_TOPICS, ensure_topics, publish
@@ -118,6 +119,7 @@ class _Soak:
         worker: WorkerProcess,
         on_row: Callable[[Row], None],
         every_s: float,
+        seconds: float,
     ) -> None:
         self.s = s
         self.client = s.kafka_client_options()
@@ -126,6 +128,9 @@ class _Soak:
         self.memory = psutil.Process(worker.proc.pid)
         self.on_row = on_row
         self.every_s = every_s
+        # As many rows as the run's length holds; the last is taken once
+        # publishing has ended, so that it holds the final sends.
+        self.rows_due = max(1, math.ceil(seconds / every_s - 1e-9))
         self.rows: list[Row] = []
         self.sent: dict[float, float] = {}  # batch time -> wall clock its first message was sent
         self.lags: list[float] = []  # of windows decided since the last row
@@ -177,35 +182,36 @@ class _Soak:
         return row
 
     async def every_minute(self) -> None:
-        while True:
-            due = self.began + self.every_s * (len(self.rows) + 1)
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
+        for tick in itertools.count(1):
+            await asyncio.sleep(max(0.0, self.began + self.every_s * tick - time.monotonic()))
             if not self.worker.alive:
                 raise RuntimeError(f"the worker exited:\n{self.worker.tail()}")
-            await self.take_row()
+            if len(self.rows) < self.rows_due - 1:
+                await self.take_row()
 
     async def run(self, messages: Iterator[Telemetry], speed: float) -> int:
         self.began = time.monotonic()
+        published = asyncio.create_task(
+            publish(messages, self.client, self.topics, speed, on_send=self.note)
+        )
         tasks = [asyncio.create_task(self.read_reports()), asyncio.create_task(self.every_minute())]
         try:
-            published = asyncio.create_task(
-                publish(messages, self.client, self.topics, speed, on_send=self.note)
-            )
             done, _ = await asyncio.wait([published, *tasks], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # a failed monitor, or the worker's death, ends the run
-            if self.samples or not self.rows:
-                await self.take_row()  # the last, partial minute
-            return (await published).messages
         finally:
-            for task in tasks:
+            # A row being taken right now is dropped before it counts (its
+            # counters are reset only after its last await), and taken below.
+            for task in [*tasks, published]:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self.take_row()  # the last row, up to the final send
+        return published.result().messages
 
 
 def soak(
-    settings: Settings,
+    s: Settings,
     scenario: Scenario,
     sim_args: tuple[Any, ...],
     workdir: Path,
@@ -214,9 +220,11 @@ def soak(
     on_row: Callable[[Row], None] = lambda row: None,
     every_s: float = 60.0,
 ) -> dict[str, Any]:
-    """Publish ``rate`` samples/s for ``minutes`` to one worker; a row every ``every_s``."""
-    loopback_only(settings.kafka_bootstrap)
-    s = isolated(settings, f"soak{int(time.time())}")
+    """Publish ``rate`` samples/s for ``minutes`` to one worker; a row every ``every_s``.
+
+    On isolated settings (``isolated``), which the caller deletes when done.
+    """
+    loopback_only(s.kafka_bootstrap)
     client = s.kafka_client_options()
     topics = {family: s.topic(t) for family, t in TELEMETRY_TOPICS.items()}
     asyncio.run(ensure_topics(client, dict.fromkeys(topics.values(), s.partitions)))
@@ -231,7 +239,7 @@ def soak(
     messages = _bounded(Simulator(scenario, *sim_args).messages(), last, budget)
     with WorkerProcess(worker_env(s), workdir / f"{s.app_id}.log", workdir) as worker:
         worker.wait_ready()
-        run = _Soak(s, worker, on_row, every_s)
+        run = _Soak(s, worker, on_row, every_s, minutes * 60)
         published = asyncio.run(run.run(messages, speed))
     rows = run.rows
     minutes_at = [r.wall_s / 60 for r in rows]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -51,6 +54,10 @@ ScenarioName = Annotated[str, typer.Argument(help="scenario name (see `foreshock
 Seed = Annotated[int, typer.Option(help="random seed of the synthetic world")]
 Pace = Annotated[Speed, typer.Option(help="max: as fast as possible; 1, 10: × real time")]
 Json = Annotated[bool, typer.Option("--json", help="print one JSON object instead")]
+KeepTopics = Annotated[
+    bool,
+    typer.Option("--keep-topics", help="keep the run's topics and consumer groups on the broker"),
+]
 
 
 def _clock(t: float) -> str:
@@ -75,6 +82,58 @@ def _reach_broker(settings: Settings) -> None:
     except BrokerAccessError as exc:
         errors.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def _web_port_free(settings: Settings) -> None:
+    """Stop here when the worker's web server cannot bind: Faust would find
+    out only after joining the group, and end with a traceback."""
+    if not settings.web_enabled:
+        return
+    host, port = settings.web_host, settings.web_port
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            with socket.socket(family, kind, proto) as probe:
+                # As the web server binds: a port left in TIME_WAIT is free.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            why = f"port {port} on {host} is taken: set FORESHOCK_WEB_PORT to a free port"
+        else:
+            why = f"cannot serve on {host}:{port} ({exc.strerror or exc}): set FORESHOCK_WEB_HOST"
+        errors.print(f"[bold red]error:[/] {why}, or FORESHOCK_WEB_ENABLED=false", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _clean_up(runs: list[Settings], keep: bool, json: bool) -> None:
+    """Delete the topics and consumer groups of a benchmark's isolated runs, so
+    that a shared cluster does not collect them. Under --json the line goes to
+    stderr: stdout holds the JSON object alone."""
+    from bench.kafka import remove_isolated
+
+    say = errors if json else console
+    names = ", ".join(s.app_id for s in runs)
+    if keep:
+        say.print(f"kept the topics and consumer groups of {names}", soft_wrap=True)
+        return
+    try:
+        removed = asyncio.run(remove_isolated(runs[0].kafka_client_options(), runs))
+    except (KafkaError, OSError) as exc:  # never hide why the run itself ended
+        errors.print(
+            f"[bold red]error:[/] could not delete the topics of {names}: {exc!r}", soft_wrap=True
+        )
+        return
+    topics, groups = _many(removed.topics, "topic"), _many(removed.groups, "consumer group")
+    line = f"deleted {topics} and {groups} of {names}"
+    if removed.failed:
+        line += "; not deleted: " + ", ".join(f"{n} ({e})" for n, e in removed.failed.items())
+    say.print(line, soft_wrap=True)
+
+
+def _many(items: list[str], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
 def _scenario(settings: Settings, name: str) -> Scenario:
@@ -344,6 +403,7 @@ def worker(
     loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="worker log level")] = "info",
 ) -> None:
     """Start a Faust worker: run more of them to share the partitions."""
+    _web_port_free(Settings())
     from streams.app import TOPICS, settings  # the app reads its settings on import
     from streams.app import app as faust_app
 
@@ -390,21 +450,26 @@ def bench_kafka(
         "out/bench-kafka"
     ),
     json: Json = False,
+    keep_topics: KeepTopics = False,
 ) -> None:
     """One worker on the broker (FORESHOCK_KAFKA_BOOTSTRAP): samples/s end to end,
     against a bare aiokafka consumer and a do-nothing Faust agent reading the same
     messages, and ingest-to-emission lag."""
-    from bench.kafka import lag, throughput
+    from bench.kafka import isolated, lag, throughput
 
     settings = Settings()
     sc = _scenario(settings, scenario)
     _reach_broker(settings)
     sim_args = (settings.load_topology(), settings.load_business(), seed)
     workdir.mkdir(parents=True, exist_ok=True)
-    with console.status("throughput: publishing, bare consumer, one worker…"):
-        result = throughput(settings, sc, sim_args, workdir)
-    with console.status(f"lag: publishing at ×{lag_speed:g} for {lag_seconds:g} s…"):
-        result |= lag(settings, sc, sim_args, workdir, lag_speed, lag_seconds)
+    runs = [isolated(settings), isolated(settings)]  # throughput, lag
+    try:
+        with console.status("throughput: publishing, bare consumer, one worker…"):
+            result = throughput(runs[0], sc, sim_args, workdir)
+        with console.status(f"lag: publishing at ×{lag_speed:g} for {lag_seconds:g} s…"):
+            result |= lag(runs[1], sc, sim_args, workdir, lag_speed, lag_seconds)
+    finally:
+        _clean_up(runs, keep_topics, json)
     if json:
         typer.echo(orjson.dumps(result).decode())
         return
@@ -442,9 +507,11 @@ def bench_soak(
         "out/bench-soak"
     ),
     json: Json = False,
+    keep_topics: KeepTopics = False,
 ) -> None:
     """One worker under a steady rate into the local broker: consumer lag and the
     worker's resident memory every minute, and the trend of each."""
+    from bench.kafka import isolated
     from bench.soak import Row, loopback_only, soak
 
     settings = Settings()
@@ -471,10 +538,13 @@ def bench_soak(
             f"RSS {row.rss_mb:,.1f} MB"
         )
 
+    run = isolated(settings, f"soak{int(time.time())}")
     try:
-        result = soak(settings, sc, sim_args, workdir, minutes, rate, show, every)
+        result = soak(run, sc, sim_args, workdir, minutes, rate, show, every)
     except ValueError as exc:  # a remote broker, or a run longer than the scenario
         raise typer.BadParameter(str(exc)) from exc
+    finally:
+        _clean_up([run], keep_topics, json)
     if json:
         typer.echo(orjson.dumps(result).decode())
         return
