@@ -216,6 +216,12 @@ class Snapshotted:
         stage.topology = topology
         return stage
 
+    @property
+    def done(self) -> float:
+        """Messages due up to here are done with (a stage that waits for more
+        than one message before acting says so by overriding this)."""
+        return float("inf")
+
     def snapshot(self) -> bytes:
         header = _SNAPSHOT_TAG + str(SNAPSHOT_FORMAT).encode() + b":"
         return header + pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
@@ -451,6 +457,11 @@ class CorrelateStage(Snapshotted):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.pending = {}
+
+    @property
+    def done(self) -> float:
+        """A report is done with once its window is correlated."""
+        return self.correlated_until
 
     def add(self, report: WindowReport) -> list[IncidentEvent]:
         """Take one report; correlate every window that all sources have decided.

@@ -19,9 +19,11 @@ partition moves to, resumes with the baselines already learned.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any, cast
 
 import faust
@@ -136,8 +138,10 @@ live_detectors: dict[str, Checkpointed[DetectStage]] = {}  # source -> state
 live_correlator: dict[str, Checkpointed[CorrelateStage]] = {}
 last_report: dict[str, float] = {}  # source -> wall clock of its latest report
 last_taken: dict[str, float] = {}  # source -> wall clock its latest message was folded in
-folding: set[str] = set()  # sources with a message being folded in right now
 quiet_streams: dict[str, faust.Stream] = {}  # source -> the stream that acknowledges it
+# Held while a partition's state takes a message or is snapshotted: a timer
+# must not snapshot it halfway, with decisions made but not yet sent.
+busy: dict[str, asyncio.Lock] = {}
 
 
 def _source(message: Any) -> str:
@@ -154,11 +158,11 @@ async def _keep_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) ->
             del live[source]
 
 
-async def _dead_letter(message: Any, rejection: Rejection) -> None:
+async def _dead_letter(message: Any, rejection: Rejection) -> Awaitable[Any]:
     """Keep a refused message verbatim, with where it came from and why."""
     log.warning("rejected %s: %s (%s)", _source(message), rejection.reason, rejection.detail)
     metrics.rejected.labels(rejection.reason).inc()
-    await deadletter.send(
+    return await deadletter.send(
         key=message.topic.encode(),
         value=message.value,
         headers={
@@ -176,26 +180,24 @@ def _manual(stream: faust.StreamT) -> faust.Stream:
     return cast(faust.Stream, cast(faust.Stream, stream).noack())
 
 
-async def _save(table: faust.types.TableT[str, bytes], source: str, blob: bytes) -> None:
-    """Write a partition's snapshot to its changelog partition and wait until
-    the broker has it. Only then may the messages it covers be acknowledged:
-    a worker killed in between must not leave offsets committed past a
-    snapshot that never landed (Faust's own table writes are not awaited)."""
+async def _checkpoint(
+    table: faust.types.TableT[str, bytes],
+    source: str,
+    live: Checkpointed[Any],
+    stream: faust.Stream,
+) -> None:
+    """Snapshot a partition's state, then acknowledge the messages it covers.
+
+    What those messages made is delivered first, then the snapshot (Faust's
+    own table writes are not awaited), then the acknowledgements: a worker
+    killed at any point leaves neither a snapshot claiming sends that never
+    landed nor offsets committed past a snapshot that never landed.
+    """
+    blob, acked, sent = live.checkpoint()
+    await asyncio.gather(*sent)
     await table.send_changelog(int(source.rpartition(":")[2]), source, blob)
     table.data[source] = blob
-
-
-async def _checkpoint_detector(
-    source: str, live: Checkpointed[DetectStage], stream: faust.Stream
-) -> None:
-    """Snapshot a partition's detectors, then acknowledge what it covers."""
-    blob, covered = live.checkpoint()
-    await _save(detect_state, source, blob)
-    await _ack(stream, covered)
-
-
-async def _ack(stream: faust.Stream, events: list[Any]) -> None:
-    for event in events:
+    for event in acked:
         await stream.ack(event)
 
 
@@ -226,9 +228,7 @@ async def _resume(
     return state
 
 
-async def _in_order(
-    live: Checkpointed[Any], event: Any, manual: faust.Stream, held: Any = None
-) -> bool:
+async def _in_order(live: Checkpointed[Any], event: Any, manual: faust.Stream) -> bool:
     """Whether to fold this message in: the next one the state lacks.
 
     One already folded in is skipped (and acknowledged once a snapshot covers
@@ -238,7 +238,7 @@ async def _in_order(
     message = event.message
     step = live.place(message.offset)
     if step is Next.SEEN:
-        if not live.hold(event if held is None else held, message.offset):
+        if not live.hold(event, message.offset):
             await manual.ack(event)
         return False
     if step is Next.GAP:
@@ -270,56 +270,67 @@ async def detect(stream: faust.StreamT) -> None:
             if live.state.monitors:
                 log.info("%s: %d series learned", source, len(live.state.monitors))
         quiet_streams[source] = manual
-        if not await _in_order(live, event, manual):
-            continue
-        live.take(event, message.offset)
-        # Until its decisions are all sent, no snapshot may cover this message.
-        folding.add(source)
-        try:
+        async with busy.setdefault(source, asyncio.Lock()):
+            if not await _in_order(live, event, manual):
+                continue
+            live.take(event, message.offset)
+            last_taken[source] = time.monotonic()
             tel = decode(message.value or b"", topology.knows, family_of_topic[message.topic])
             outcome = tel if isinstance(tel, Rejection) else live.state.process(tel)
             if isinstance(outcome, Rejection):
-                await _dead_letter(message, outcome)
+                live.sent.append(await _dead_letter(message, outcome))
                 continue
             metrics.processed.labels(message.topic, str(message.partition)).inc()
             metrics.samples.inc(cast(Telemetry, tel).samples)
             for decided in outcome:
                 if isinstance(decided, WindowReport):
-                    await windows.send(key=source.encode(), value=orjson.dumps(decided.to_dict()))
+                    report = orjson.dumps(decided.to_dict())
+                    live.sent.append(await windows.send(key=source.encode(), value=report))
                     live.changes += 1
                 else:
                     body = event_to_dict(decided)
                     key = f"{body['entity']}:{body.get('metric', '')}".encode()
-                    await anomalies.send(key=key, value=orjson.dumps(body))
-        finally:
-            folding.discard(source)
-            last_taken[source] = time.monotonic()
-        if live.changes >= SNAPSHOT_WINDOWS:
-            await _checkpoint_detector(source, live, manual)
+                    live.sent.append(await anomalies.send(key=key, value=orjson.dumps(body)))
+            if live.changes >= SNAPSHOT_WINDOWS:
+                await _checkpoint(detect_state, source, live, manual)
 
 
 @app.timer(interval=QUIET_S)
 async def snapshot_quiet_partitions() -> None:
     """Snapshot a partition that has gone quiet with messages not yet covered.
 
-    Otherwise its last messages (up to ``SNAPSHOT_WINDOWS`` windows' worth)
-    stay uncommitted until more arrive: nothing is lost, they would be
-    redelivered, but the committed offsets would never reach the end.
+    Otherwise its last messages (up to ``SNAPSHOT_WINDOWS`` windows' worth, or
+    ``SNAPSHOT_REPORTS`` reports) stay uncommitted until more arrive: nothing
+    is lost, they would be redelivered, but the committed offsets would never
+    reach the end, and the group's lag would never fall to 0.
     """
     now = time.monotonic()
     owned = {partition_name(tp.topic, tp.partition) for tp in app.consumer.assignment()}
-    for source, live in list(live_detectors.items()):
-        if not live.unacked or source in folding or source not in owned:
-            continue
-        if now - last_taken.get(source, float("-inf")) < QUIET_S:
-            continue
-        await _checkpoint_detector(source, live, quiet_streams[source])
+    for source, detectors in list(live_detectors.items()):
+        await _snapshot_if_quiet(detect_state, source, detectors, owned, now)
+    for source, correlator in list(live_correlator.items()):
+        await _snapshot_if_quiet(correlate_state, source, correlator, owned, now)
 
 
-async def _publish(changes: list[IncidentEvent]) -> None:
+async def _snapshot_if_quiet(
+    table: faust.types.TableT[str, bytes],
+    source: str,
+    live: Checkpointed[Any],
+    owned: set[str],
+    now: float,
+) -> None:
+    lock = busy.get(source)
+    if source not in owned or lock is None or lock.locked() or not live.pending():
+        return
+    if now - last_taken.get(source, float("-inf")) >= QUIET_S:
+        async with lock:
+            await _checkpoint(table, source, live, quiet_streams[source])
+
+
+async def _publish(live: Checkpointed[CorrelateStage], changes: list[IncidentEvent]) -> None:
     for change in changes:
         body = event_to_dict(change)
-        await incidents.send(key=body["id"].encode(), value=orjson.dumps(body))
+        live.sent.append(await incidents.send(key=body["id"].encode(), value=orjson.dumps(body)))
         log.info("incident %s %s: %s", body["id"], change.kind, change.text)
 
 
@@ -345,34 +356,26 @@ async def correlate(stream: faust.StreamT) -> None:
                 await partitions_with_data(settings.kafka_client_options(), family_of_topic)
             )
             last_report.update(dict.fromkeys(live.state.progress, time.monotonic()))
-        # A report seen again is held like a correlated one until a snapshot covers it.
-        seen_again = (event, float("-inf"), message.offset)
-        if not await _in_order(live, event, manual, seen_again):
-            continue
-        report = WindowReport.parse(message.value or b"")
-        if isinstance(report, Rejection):
-            live.take(seen_again, message.offset)  # acknowledged with the next snapshot
-            await _dead_letter(message, report)
-            continue
-        last_report[report.source] = time.monotonic()
-        live.take((event, report.start, message.offset), message.offset)
-        changes = live.state.add(report)
-        await _publish(changes)
-        live.changes += 1
-        if changes or live.changes >= SNAPSHOT_REPORTS:
+        quiet_streams[source] = manual
+        async with busy.setdefault(source, asyncio.Lock()):
+            if not await _in_order(live, event, manual):
+                continue
+            report = WindowReport.parse(message.value or b"")
+            last_taken[source] = time.monotonic()
+            if isinstance(report, Rejection):
+                live.take(event, message.offset)  # acknowledged with the next snapshot
+                live.sent.append(await _dead_letter(message, report))
+                continue
+            last_report[report.source] = time.monotonic()
             # A report is acknowledged once its window is correlated and
             # snapshotted; those still waiting (left out of the snapshot) are
             # what a restored correlator must be redelivered.
-            done = live.state.correlated_until
-            waiting = [taken for taken in live.unacked if taken[1] > done]
-            covered = min((offset for _, _, offset in waiting), default=live.offset + 1) - 1
-            # Acknowledged in offset order only, up to the first report waiting.
-            kept = [taken for taken in live.unacked if taken[2] > covered]
-            live.unacked = [taken for taken in live.unacked if taken[2] <= covered]
-            blob, acked = live.checkpoint(covered)
-            await _save(correlate_state, source, blob)
-            live.unacked = kept
-            await _ack(manual, [e for e, _, _ in acked])
+            live.take(event, message.offset, due=report.start)
+            changes = live.state.add(report)
+            await _publish(live, changes)
+            live.changes += 1
+            if changes or live.changes >= SNAPSHOT_REPORTS:
+                await _checkpoint(correlate_state, source, live, manual)
 
 
 @app.page("/metrics/")
@@ -390,12 +393,18 @@ async def prometheus_metrics(self: faust.web.View, request: faust.web.Request) -
 async def retire_idle_sources() -> None:
     """Stop waiting for partitions that have sent no report for a while."""
     now = time.monotonic()
-    for live in live_correlator.values():
-        for source in list(live.state.progress):
-            if now - last_report.get(source, now) > IDLE_SOURCE_S:
-                log.warning(
-                    "no window report from %s for %.0f s: not waiting for it",
-                    source,
-                    now - last_report[source],
-                )
-                await _publish(live.state.retire(source))
+    for source, live in list(live_correlator.items()):
+        async with busy.setdefault(source, asyncio.Lock()):
+            retired = []
+            for idle in list(live.state.progress):
+                if now - last_report.get(idle, now) > IDLE_SOURCE_S:
+                    log.warning(
+                        "no window report from %s for %.0f s: not waiting for it",
+                        idle,
+                        now - last_report[idle],
+                    )
+                    retired += live.state.retire(idle)
+            if retired:
+                await _publish(live, retired)
+                # Incident changes are snapshotted as soon as they are sent.
+                await _checkpoint(correlate_state, source, live, quiet_streams[source])

@@ -6,7 +6,9 @@ no telemetry message may be lost.
 
 "Nothing lost" is shown three ways, each of which a lost or doubled message
 would break: the worker group's committed offset on every telemetry
-partition equals the partition's end offset (nothing left to redeliver);
+partition, and on the window reports the correlator reads, equals the
+partition's end offset (nothing left to redeliver, no lag left on an idle
+stream);
 the latest model snapshot of every partition, read back from its changelog,
 covers the partition up to its last offset; and the samples those
 snapshots have folded in (a count that lives in the snapshot, so it
@@ -82,12 +84,16 @@ def telemetry_topics(ns: Namespace) -> list[str]:
     return [ns.topic(t) for t in TELEMETRY_TOPICS.values()]
 
 
-def offsets(ns: Namespace) -> dict[TopicPartition, tuple[int, int]]:
-    return asyncio.run(group_offsets(ns.client, ns.settings.app_id, telemetry_topics(ns)))
+def offsets(
+    ns: Namespace, topics: list[str] | None = None
+) -> dict[TopicPartition, tuple[int, int]]:
+    names = telemetry_topics(ns) if topics is None else topics
+    return asyncio.run(group_offsets(ns.client, ns.settings.app_id, names))
 
 
 def all_committed(ns: Namespace) -> bool:
-    return all(done == end for done, end in offsets(ns).values())
+    everything = [*telemetry_topics(ns), ns.topic("foreshock.windows")]
+    return all(done == end for done, end in offsets(ns, everything).values())
 
 
 def snapshots(ns: Namespace, topology) -> dict[str, tuple[int, DetectStage]]:
@@ -130,6 +136,9 @@ def settle_and_account(
     seen = outcome(ns, truth.impact_start)
     ends = {partition_name(tp.topic, tp.partition): end for tp, (_, end) in offsets(ns).items()}
     committed = sum(done for done, _ in offsets(ns).values())
+    reports = offsets(ns, [ns.topic("foreshock.windows")])
+    reports_committed = sum(done for done, _ in reports.values())
+    reports_sent = sum(end for _, end in reports.values())
     states = snapshots(ns, topology)
     with_data = {s: end for s, end in ends.items() if end > 0}
     covered = {s: states[s][0] + 1 for s in with_data if s in states}
@@ -141,7 +150,8 @@ def settle_and_account(
         f"incidents opened {len(seen.ids)} {sorted(seen.ids)} ('opened' events "
         f"{seen.opened_events}); messages produced {published.messages:,}, committed "
         f"{committed:,}, in snapshots {sum(covered.values()):,}; samples produced "
-        f"{published.samples:,}, processed {samples:,}; dead letters {len(dead)}; lost {lost}"
+        f"{published.samples:,}, processed {samples:,}; dead letters {len(dead)}; lost {lost}; "
+        f"window reports sent {reports_sent:,}, committed {reports_committed:,}"
     )
     assert len(seen.ids) == len(seen.dedup_keys) == 1, seen.ids
     assert seen.incident["sev"] == 1
@@ -149,6 +159,7 @@ def settle_and_account(
     assert 0 <= seen.mttd_s <= MTTD_BAR_S
     assert 0 <= seen.sev1_s <= MTTD_BAR_S
     assert committed == sum(ends.values()) == published.messages
+    assert reports_committed == reports_sent > 0
     assert covered == with_data, "a partition's snapshot does not reach its end"
     assert samples == published.samples
     assert not dead
