@@ -17,6 +17,7 @@ import orjson
 import typer
 from aiokafka.errors import KafkaError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from foreshock.settings import Settings
@@ -104,6 +105,16 @@ def _web_port_free(settings: Settings) -> None:
         else:
             why = f"cannot serve on {host}:{port} ({exc.strerror or exc}): set FORESHOCK_WEB_HOST"
         errors.print(f"[bold red]error:[/] {why}, or FORESHOCK_WEB_ENABLED=false", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _maintenance_readable(settings: Settings) -> None:
+    """Stop here on a maintenance calendar the worker could not use."""
+    try:
+        settings.load_maintenance(settings.load_topology())
+    except (OSError, ValueError) as exc:
+        why = escape(str(exc))
+        errors.print(f"[bold red]error:[/] FORESHOCK_MAINTENANCE: {why}", soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -404,6 +415,7 @@ def worker(
 ) -> None:
     """Start a Faust worker: run more of them to share the partitions."""
     _web_port_free(Settings())
+    _maintenance_readable(Settings())
     from streams.app import TOPICS, settings  # the app reads its settings on import
     from streams.app import app as faust_app
 

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.impact import Business
+from models.maintenance import MaintenanceWindow, calendar_from_dict
 from models.topology import Topology
 from producers.scenario import SCENARIO_DIR
 
@@ -37,6 +38,8 @@ class Settings(BaseSettings):
     topology: Path = DEFAULTS / "topology.toml"
     business: Path = DEFAULTS / "business.toml"
     scenarios: Path = SCENARIO_DIR
+    # Announced maintenance (a TOML calendar); workers re-read it while running.
+    maintenance: Path | None = None
     log_level: str = "WARNING"
 
     # Kafka: where, and how to authenticate. Secrets never reach logs or output.
@@ -62,6 +65,16 @@ class Settings(BaseSettings):
 
     def load_business(self) -> Business:
         return Business.from_dict(read_toml(self.business))
+
+    def load_maintenance(self, topology: Topology) -> tuple[MaintenanceWindow, ...]:
+        """The maintenance calendar; a file that cannot be used raises
+        ``ValueError`` (or ``OSError``) saying why."""
+        if self.maintenance is None:
+            return ()
+        try:
+            return calendar_from_dict(read_toml(self.maintenance), topology)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{self.maintenance}: {exc}") from exc
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + name

@@ -10,8 +10,12 @@ as the window ends. Everything not announced pages as usual.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from models.topology import Topology
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,21 @@ class MaintenanceWindow:
     start: float
     end: float
     note: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], when: Callable[[Any], float]) -> MaintenanceWindow:
+        """One ``[[maintenance]]`` table; ``when`` reads its start and end."""
+        missing = [key for key in ("components", "start", "end") if key not in d]
+        if missing:
+            raise ValueError(f"a [[maintenance]] table lacks {' and '.join(missing)}")
+        if isinstance(d["components"], str) or not isinstance(d["components"], list):
+            raise ValueError("a [[maintenance]] table's components must be a list of names")
+        window = cls(
+            tuple(d["components"]), when(d["start"]), when(d["end"]), str(d.get("note", ""))
+        )
+        if window.end <= window.start:
+            raise ValueError(f"maintenance {window.components}: it ends before it starts")
+        return window
 
     def covers(self, t: float) -> bool:
         return self.start <= t < self.end
@@ -48,3 +67,36 @@ def under_maintenance(schedule: Iterable[MaintenanceWindow], t: float) -> frozen
     (['a', 'b', 'c'], ['a', 'b'])
     """
     return frozenset(c for w in schedule if w.covers(t) for c in w.components)
+
+
+def instant(value: Any) -> float:
+    """An absolute time: a TOML date-time, or an ISO 8601 text (UTC if no zone).
+
+    >>> instant("2022-10-06T10:30:00Z") == instant(datetime(2022, 10, 6, 10, 30))
+    True
+    """
+    stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
+
+
+def calendar_from_dict(data: dict[str, Any], topology: Topology) -> tuple[MaintenanceWindow, ...]:
+    """An operator's maintenance calendar: ``[[maintenance]]`` tables with
+    ``components``, absolute ``start`` and ``end``, and a ``note``.
+
+    >>> topology = Topology.from_dict({"nodes": {"db": {"family": "pods", "entities": ["db"]}}})
+    >>> table = {"components": ["db"], "start": "2022-10-06T10:30Z", "end": "2022-10-06T11:00Z"}
+    >>> calendar_from_dict({"maintenance": [table]}, topology)[0].components
+    ('db',)
+    >>> calendar_from_dict({"maintenance": [table | {"components": ["dbs"]}]}, topology)
+    Traceback (most recent call last):
+    ...
+    ValueError: maintenance names 'dbs', which is not a component of the topology
+    """
+    windows = tuple(MaintenanceWindow.from_dict(m, instant) for m in data.get("maintenance", []))
+    for window in windows:
+        for component in window.components:
+            if component not in topology.nodes:
+                raise ValueError(
+                    f"maintenance names {component!r}, which is not a component of the topology"
+                )
+    return windows

@@ -180,21 +180,24 @@ class IncompatibleSnapshot(ValueError):
 
 
 class Snapshotted:
-    """Learned state that pickles without its topology, which is configuration."""
+    """Learned state that pickles without its topology and settings, which are
+    configuration: a restored stage runs with the worker's own (so that an
+    edited maintenance calendar, say, applies to it)."""
 
     topology: Topology
+    config: PipelineConfig
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "topology"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("topology", "config")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
     @classmethod
-    def restore(cls, snapshot: bytes, topology: Topology) -> Self:
+    def restore(cls, snapshot: bytes, topology: Topology, config: PipelineConfig) -> Self:
         """The state in a snapshot, or ``IncompatibleSnapshot``.
 
-        >>> DetectStage.restore(b"foreshock-snapshot:1:...", None)
+        >>> DetectStage.restore(b"foreshock-snapshot:1:...", None, PipelineConfig())
         Traceback (most recent call last):
         ...
         models.pipeline.IncompatibleSnapshot: snapshot format 1; this version reads format 2
@@ -213,7 +216,7 @@ class Snapshotted:
             raise IncompatibleSnapshot(f"unreadable: {exc!r}") from exc
         if not isinstance(stage, cls):
             raise IncompatibleSnapshot(f"holds a {type(stage).__name__}, not a {cls.__name__}")
-        stage.topology = topology
+        stage.topology, stage.config = topology, config
         return stage
 
     @property
@@ -607,9 +610,10 @@ class DetectionPipeline:
         self.correlate = CorrelateStage(topology, business, self.config)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # The stages leave the topology out of their state: hand them ours.
+        # The stages leave their configuration out of their state: hand them ours.
         self.__dict__.update(state)
         self.detect.topology = self.correlate.topology = self.topology
+        self.detect.config = self.correlate.config = self.config
 
     @property
     def series(self) -> int:

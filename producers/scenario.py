@@ -223,12 +223,7 @@ class Scenario:
                 )
             )
         maintenance = tuple(
-            MaintenanceWindow(
-                tuple(m["components"]),
-                parse_time(str(m["start"]), day, fault),
-                parse_time(str(m["end"]), day, fault),
-                str(m.get("note", "")),
-            )
+            MaintenanceWindow.from_dict(m, lambda t: parse_time(str(t), day, fault))
             for m in d.get("maintenance", [])
         )
         gaps = tuple(

@@ -24,6 +24,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any, cast
 
 import faust
@@ -43,12 +44,13 @@ log = logging.getLogger(__name__)
 settings = Settings()
 topology = settings.load_topology()
 business = settings.load_business()
-config = PipelineConfig()
+config = PipelineConfig(maintenance=settings.load_maintenance(topology))
 
 SNAPSHOT_WINDOWS = 30  # a partition's detectors are snapshotted every 30 windows
 SNAPSHOT_REPORTS = 300  # the correlator every 300 reports, and after every incident change
 IDLE_SOURCE_S = 60.0  # wall seconds without a report before a partition is not waited for
 QUIET_S = 5.0  # wall seconds without a message before a partition is snapshotted anyway
+MAINTENANCE_RELOAD_S = 15.0  # how often the maintenance calendar is re-read
 
 
 def credentials(s: Settings) -> faust.types.auth.CredentialsT | None:
@@ -264,7 +266,7 @@ async def detect(stream: faust.StreamT) -> None:
                 message,
                 live_detectors,
                 detect_state.get(source),
-                restore=lambda blob: DetectStage.restore(blob, topology),
+                restore=lambda blob: DetectStage.restore(blob, topology, config),
                 fresh=functools.partial(DetectStage, topology, config, source=source),
             )
             if live.state.monitors:
@@ -347,7 +349,7 @@ async def correlate(stream: faust.StreamT) -> None:
                 message,
                 live_correlator,
                 correlate_state.get(source),
-                restore=lambda blob: CorrelateStage.restore(blob, topology),
+                restore=lambda blob: CorrelateStage.restore(blob, topology, config),
                 fresh=lambda: CorrelateStage(topology, business, config),
             )
             # Wait for every partition that holds telemetry, not only those
@@ -387,6 +389,22 @@ async def prometheus_metrics(self: faust.web.View, request: faust.web.Request) -
     """
     # The content type carries parameters, which aiohttp takes only as a header.
     return self.bytes(metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+@app.timer(interval=MAINTENANCE_RELOAD_S)
+async def reload_maintenance() -> None:
+    """Pick up edits to the maintenance calendar without a restart."""
+    global config
+    try:
+        calendar = settings.load_maintenance(topology)
+    except (OSError, ValueError) as exc:
+        log.error("maintenance calendar not re-read (%s): the last one read stays in force", exc)
+        return
+    if calendar != config.maintenance:
+        config = replace(config, maintenance=calendar)
+        for live in live_correlator.values():
+            live.state.config = config
+        log.info("maintenance calendar: %d windows", len(calendar))
 
 
 @app.timer(interval=10.0)

@@ -34,7 +34,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from bench.kafka import Reports, WorkerProcess, group_offsets, sources_with_data
-from models.pipeline import DetectStage
+from models.pipeline import DetectStage, PipelineConfig
 from producers.kafka import TELEMETRY_TOPICS, Published, partition_name
 from streams.checkpoint import unpack
 from tests.kafka.conftest import ROOT, Namespace, _read_all
@@ -103,7 +103,7 @@ def snapshots(ns: Namespace, topology) -> dict[str, tuple[int, DetectStage]]:
     out = {}
     for source, blob in latest.items():
         offset, snapshot = unpack(blob)
-        out[source] = (offset, DetectStage.restore(snapshot, topology))
+        out[source] = (offset, DetectStage.restore(snapshot, topology, PipelineConfig()))
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from models.impact import Business
 from models.incident import IncidentEvent
 from models.maintenance import MaintenanceWindow
-from models.pipeline import DetectionPipeline, PipelineConfig
+from models.pipeline import CorrelateStage, DetectionPipeline, PipelineConfig
 from models.topology import Topology
 from tests.models.test_pipeline import T0, WORLD, batch
 
@@ -57,3 +57,16 @@ def test_what_is_not_announced_still_pages(business_data):
     assert opened
     # The announced database cannot be blamed: the api is the root cause.
     assert opened[0].incident["root_cause"] == "api"
+
+
+def test_a_restored_correlator_follows_the_calendar_of_the_worker_restoring_it(business_data):
+    """The calendar is configuration, not learned state: an edit made while a
+    worker was down applies to the state it restores."""
+    topology = Topology.from_dict(WORLD)
+    before = CorrelateStage(topology, Business.from_dict(business_data), PipelineConfig())
+    window = MaintenanceWindow(("db",), T0, T0 + 600, "CHG-1")
+    restored = CorrelateStage.restore(
+        before.snapshot(), topology, PipelineConfig(maintenance=(window,))
+    )
+    assert restored.config.maintenance == (window,)
+    assert b"CHG-1" not in restored.snapshot()

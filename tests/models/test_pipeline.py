@@ -214,7 +214,7 @@ def test_a_snapshot_restores_only_into_the_format_that_wrote_it(business_data):
     topology = Topology.from_dict(WORLD)
     stage = DetectStage(topology, PipelineConfig(), source="pods:0")
     run(stage, T0, T0 + 300)
-    restored = DetectStage.restore(stage.snapshot(), topology)
+    restored = DetectStage.restore(stage.snapshot(), topology, PipelineConfig())
     assert restored.monitors.keys() == stage.monitors.keys() and restored.monitors
     correlator = CorrelateStage(topology, Business.from_dict(business_data), PipelineConfig())
     refusals = {
@@ -227,7 +227,7 @@ def test_a_snapshot_restores_only_into_the_format_that_wrote_it(business_data):
     }
     for blob, why in refusals.items():
         with pytest.raises(IncompatibleSnapshot, match=why):
-            DetectStage.restore(blob, topology)
+            DetectStage.restore(blob, topology, PipelineConfig())
 
 
 @pytest.mark.parametrize(
