@@ -144,6 +144,7 @@ quiet_streams: dict[str, faust.Stream] = {}  # source -> the stream that acknowl
 # Held while a partition's state takes a message or is snapshotted: a timer
 # must not snapshot it halfway, with decisions made but not yet sent.
 busy: dict[str, asyncio.Lock] = {}
+landing: dict[str, asyncio.Future[None]] = {}  # source -> its latest snapshot on its way
 
 
 def _source(message: Any) -> str:
@@ -182,25 +183,56 @@ def _manual(stream: faust.StreamT) -> faust.Stream:
     return cast(faust.Stream, cast(faust.Stream, stream).noack())
 
 
-async def _checkpoint(
+def _checkpoint(
     table: faust.types.TableT[str, bytes],
     source: str,
     live: Checkpointed[Any],
     stream: faust.Stream,
 ) -> None:
-    """Snapshot a partition's state, then acknowledge the messages it covers.
+    """Snapshot a partition's state now; land it in the background.
 
-    What those messages made is delivered first, then the snapshot (Faust's
-    own table writes are not awaited), then the acknowledgements: a worker
-    killed at any point leaves neither a snapshot claiming sends that never
-    landed nor offsets committed past a snapshot that never landed.
+    The agent goes on at once: waiting here for the broker stalled every
+    partition the agent serves, once per snapshot.
     """
     blob, acked, sent = live.checkpoint()
+    previous = landing.get(source)
+    task = asyncio.ensure_future(_land(previous, table, source, blob, acked, sent, stream))
+    task.add_done_callback(functools.partial(_landed, source))
+    landing[source] = task
+
+
+async def _land(
+    previous: asyncio.Future[None] | None,
+    table: faust.types.TableT[str, bytes],
+    source: str,
+    blob: bytes,
+    acked: list[Any],
+    sent: list[Awaitable[Any]],
+    stream: faust.Stream,
+) -> None:
+    """Deliver a snapshot after what its messages made, then acknowledge them.
+
+    First the earlier snapshot of the partition, so that they land in order;
+    then what the covered messages made, then the snapshot (Faust's own table
+    writes are not awaited), then the acknowledgements: a worker killed at any
+    point leaves neither a snapshot claiming sends that never landed nor
+    offsets committed past a snapshot that never landed.
+    """
+    if previous is not None:
+        await asyncio.wait([previous])  # its failure is logged; this one covers more
     await asyncio.gather(*sent)
     await table.send_changelog(int(source.rpartition(":")[2]), source, blob)
     table.data[source] = blob
     for event in acked:
         await stream.ack(event)
+
+
+def _landed(source: str, task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        # Its messages stay unacknowledged: redelivered to whoever resumes.
+        log.error("%s: a snapshot did not land: %r", source, task.exception())
+    if landing.get(source) is task:
+        del landing[source]
 
 
 async def _resume(
@@ -294,7 +326,7 @@ async def detect(stream: faust.StreamT) -> None:
                     key = f"{body['entity']}:{body.get('metric', '')}".encode()
                     live.sent.append(await anomalies.send(key=key, value=orjson.dumps(body)))
             if live.changes >= SNAPSHOT_WINDOWS:
-                await _checkpoint(detect_state, source, live, manual)
+                _checkpoint(detect_state, source, live, manual)
 
 
 @app.timer(interval=QUIET_S)
@@ -326,7 +358,7 @@ async def _snapshot_if_quiet(
         return
     if now - last_taken.get(source, float("-inf")) >= QUIET_S:
         async with lock:
-            await _checkpoint(table, source, live, quiet_streams[source])
+            _checkpoint(table, source, live, quiet_streams[source])
 
 
 async def _publish(live: Checkpointed[CorrelateStage], changes: list[IncidentEvent]) -> None:
@@ -377,7 +409,7 @@ async def correlate(stream: faust.StreamT) -> None:
             await _publish(live, changes)
             live.changes += 1
             if changes or live.changes >= SNAPSHOT_REPORTS:
-                await _checkpoint(correlate_state, source, live, manual)
+                _checkpoint(correlate_state, source, live, manual)
 
 
 @app.page("/metrics/")
@@ -425,4 +457,4 @@ async def retire_idle_sources() -> None:
             if retired:
                 await _publish(live, retired)
                 # Incident changes are snapshotted as soon as they are sent.
-                await _checkpoint(correlate_state, source, live, quiet_streams[source])
+                _checkpoint(correlate_state, source, live, quiet_streams[source])
