@@ -414,8 +414,9 @@ def worker(
     loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="worker log level")] = "info",
 ) -> None:
     """Start a Faust worker: run more of them to share the partitions."""
-    _web_port_free(Settings())
-    _maintenance_readable(Settings())
+    checked = Settings()
+    _web_port_free(checked)
+    _maintenance_readable(checked)
     from streams.app import TOPICS, settings  # the app reads its settings on import
     from streams.app import app as faust_app
 

@@ -38,7 +38,7 @@ class MaintenanceWindow:
         missing = [key for key in ("components", "start", "end") if key not in d]
         if missing:
             raise ValueError(f"a [[maintenance]] table lacks {' and '.join(missing)}")
-        if isinstance(d["components"], str) or not isinstance(d["components"], list):
+        if not isinstance(d["components"], list):
             raise ValueError("a [[maintenance]] table's components must be a list of names")
         window = cls(
             tuple(d["components"]), when(d["start"]), when(d["end"]), str(d.get("note", ""))

@@ -141,8 +141,8 @@ live_correlator: dict[str, Checkpointed[CorrelateStage]] = {}
 last_report: dict[str, float] = {}  # source -> wall clock of its latest report
 last_taken: dict[str, float] = {}  # source -> wall clock its latest message was folded in
 quiet_streams: dict[str, faust.Stream] = {}  # source -> the stream that acknowledges it
-# Held while a partition's state takes a message or is snapshotted: a timer
-# must not snapshot it halfway, with decisions made but not yet sent.
+# Held while a partition's state takes a message (or retires a silent source):
+# a timer must not snapshot it halfway, with decisions made but not yet sent.
 busy: dict[str, asyncio.Lock] = {}
 landing: dict[str, asyncio.Future[None]] = {}  # source -> its latest snapshot on its way
 
@@ -341,12 +341,12 @@ async def snapshot_quiet_partitions() -> None:
     now = time.monotonic()
     owned = {partition_name(tp.topic, tp.partition) for tp in app.consumer.assignment()}
     for source, detectors in list(live_detectors.items()):
-        await _snapshot_if_quiet(detect_state, source, detectors, owned, now)
+        _snapshot_if_quiet(detect_state, source, detectors, owned, now)
     for source, correlator in list(live_correlator.items()):
-        await _snapshot_if_quiet(correlate_state, source, correlator, owned, now)
+        _snapshot_if_quiet(correlate_state, source, correlator, owned, now)
 
 
-async def _snapshot_if_quiet(
+def _snapshot_if_quiet(
     table: faust.types.TableT[str, bytes],
     source: str,
     live: Checkpointed[Any],
@@ -357,8 +357,7 @@ async def _snapshot_if_quiet(
     if source not in owned or lock is None or lock.locked() or not live.pending():
         return
     if now - last_taken.get(source, float("-inf")) >= QUIET_S:
-        async with lock:
-            _checkpoint(table, source, live, quiet_streams[source])
+        _checkpoint(table, source, live, quiet_streams[source])
 
 
 async def _publish(live: Checkpointed[CorrelateStage], changes: list[IncidentEvent]) -> None:
