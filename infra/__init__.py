@@ -1,0 +1,1 @@
+"""Configuration and the Kafka plumbing: the layer just above the models."""
