@@ -14,7 +14,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from models.impact import Business
 from models.maintenance import MaintenanceWindow, calendar_from_dict
 from models.topology import Topology
-from producers.scenario import SCENARIO_DIR
 
 DEFAULTS = Path(__file__).parent / "defaults"
 
@@ -37,7 +36,7 @@ class Settings(BaseSettings):
 
     topology: Path = DEFAULTS / "topology.toml"
     business: Path = DEFAULTS / "business.toml"
-    scenarios: Path = SCENARIO_DIR
+    scenarios: Path | None = None  # a folder of scenario files; None: the shipped library
     # Announced maintenance (a TOML calendar); workers re-read it while running.
     maintenance: Path | None = None
     log_level: str = "WARNING"

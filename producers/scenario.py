@@ -276,10 +276,10 @@ class Scenario:
             return cls.from_dict(tomllib.load(f))
 
 
-def load_scenarios(directory: Path = SCENARIO_DIR) -> dict[str, Scenario]:
-    """Every scenario in a folder, by name."""
+def load_scenarios(directory: Path | None = None) -> dict[str, Scenario]:
+    """Every scenario in a folder (the shipped library when none is given), by name."""
     found = {}
-    for path in sorted(directory.glob("*.toml")):
+    for path in sorted((directory or SCENARIO_DIR).glob("*.toml")):
         scenario = Scenario.from_file(path)
         found[scenario.name] = scenario
     return found
