@@ -6,6 +6,7 @@ anomalous dependency of its own; its anomalous dependents are the blast radius.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from models.topology import Topology
 
@@ -19,6 +20,19 @@ class Suspect:
     onset: float
     explains: tuple[str, ...]  # anomalous components downstream of it
     evidence: tuple[str, ...]  # "entity:metric" of its anomalous series and warnings
+
+    def to_state(self) -> list[Any]:
+        return [self.node, self.onset, list(self.explains), list(self.evidence)]
+
+    @classmethod
+    def from_state(cls, state: list[Any]) -> Suspect:
+        """
+        >>> s = Suspect("redis", 1.5, ("api",), ("redis/1:memory",))
+        >>> Suspect.from_state(s.to_state()) == s
+        True
+        """
+        node, onset, explains, evidence = state
+        return cls(str(node), float(onset), tuple(map(str, explains)), tuple(map(str, evidence)))
 
 
 def rank_root_causes(

@@ -5,34 +5,64 @@ when one internal series wobbles. It keeps the SEV at its worst, follows the
 root cause and blast radius as the cascade unfolds, and resolves only after
 user-facing signals have stayed normal for ``resolve_after_s``. An outage that
 comes back soon after is the same incident, reopened, not a second page.
+
+Every change is published as an ``IncidentEvent`` carrying the incident as it
+stands then: a frozen value that later windows never alter.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from models.correlate import Suspect
-from models.impact import Impact, ImpactMeter
+from models.impact import Business, Impact, ImpactMeter
 from models.severity import UserImpact, classify
 
 
-@dataclass
+class Status(StrEnum):
+    OPEN = "open"
+    RECOVERING = "recovering"  # users fine again, not yet for long enough
+    RESOLVED = "resolved"
+
+
+class Change(StrEnum):
+    """What an incident event says happened."""
+
+    OPENED = "opened"
+    ESCALATED = "escalated"
+    ROOT_CAUSE = "root_cause"
+    BLAST_RADIUS = "blast_radius"
+    RECOVERING = "recovering"
+    RELAPSED = "relapsed"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: float
+    kind: Change
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Incident:
     id: str
     opened_at: float
     onset: float  # earliest anomaly or warning of the root cause
     sev: int
-    sev_reasons: list[str]
+    sev_reasons: tuple[str, ...]
     root_cause: str | None
-    suspects: list[Suspect]
-    blast_radius: list[str]
+    suspects: tuple[Suspect, ...]  # ranked, best first
+    blast_radius: tuple[str, ...]
     impact: Impact
-    status: str = "open"  # open | recovering | resolved
+    status: Status = Status.OPEN
     recovering_since: float | None = None
     resolved_at: float | None = None
-    timeline: list[dict[str, Any]] = field(default_factory=list)
+    timeline: tuple[TimelineEntry, ...] = ()
 
     @property
     def dedup_key(self) -> str:
@@ -44,39 +74,44 @@ class Incident:
         """
         return f"foreshock:{self.id}"
 
+    @property
+    def mttr_s(self) -> float | None:
+        return None if self.resolved_at is None else self.resolved_at - self.opened_at
+
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form, for sinks and reports."""
         return {
             "id": self.id,
             "dedup_key": self.dedup_key,
-            "status": self.status,
+            "status": self.status.value,
             "opened_at": self.opened_at,
             "onset": self.onset,
             "sev": self.sev,
-            "sev_reasons": self.sev_reasons,
+            "sev_reasons": list(self.sev_reasons),
             "root_cause": self.root_cause,
             "root_cause_candidates": [
                 {
                     "node": s.node,
                     "onset": s.onset,
                     "explains": list(s.explains),
-                    "evidence": list(s.evidence),
+                    "evidence": [str(e) for e in s.evidence],
                 }
                 for s in self.suspects[:3]
             ],
-            "blast_radius": self.blast_radius,
+            "blast_radius": list(self.blast_radius),
             "impact": self.impact.to_dict(),
             "resolved_at": self.resolved_at,
-            "mttr_s": None if self.resolved_at is None else self.resolved_at - self.opened_at,
-            "timeline": self.timeline,
+            "mttr_s": self.mttr_s,
+            "timeline": [{"at": t.at, "kind": t.kind.value, "text": t.text} for t in self.timeline],
         }
 
 
 @dataclass(frozen=True, slots=True)
 class IncidentEvent:
-    kind: str  # opened escalated root_cause blast_radius recovering relapsed resolved reopened
+    kind: Change
     at: float
     text: str
-    incident: dict[str, Any]
+    incident: Incident  # as it stands after this change
 
 
 class IncidentTracker:
@@ -90,13 +125,21 @@ class IncidentTracker:
         self.meter = meter
         self.resolve_after_s = resolve_after_s
         self.reopen_within_s = reopen_within_s
-        self.current: Incident | None = None
-        self.incidents: list[Incident] = []
+        self.incidents: list[Incident] = []  # every incident, the latest last
 
-    def _event(self, kind: str, at: float, text: str) -> IncidentEvent:
-        assert self.current is not None
-        self.current.timeline.append({"at": at, "kind": kind, "text": text})
-        return IncidentEvent(kind, at, text, self.current.to_dict())
+    @property
+    def current(self) -> Incident | None:
+        """The latest incident, resolved or not."""
+        return self.incidents[-1] if self.incidents else None
+
+    def _update(self, **changes: Any) -> Incident:
+        self.incidents[-1] = replace(self.incidents[-1], **changes)
+        return self.incidents[-1]
+
+    def _event(self, kind: Change, at: float, text: str) -> IncidentEvent:
+        inc = self.incidents[-1]
+        inc = self._update(timeline=(*inc.timeline, TimelineEntry(at, kind, text)))
+        return IncidentEvent(kind, at, text, inc)
 
     def step(
         self,
@@ -111,47 +154,49 @@ class IncidentTracker:
         ``paging`` says users are hurt now (corroborated user-facing anomalies).
         """
         inc = self.current
-        if inc is None or inc.status == "resolved":
+        if inc is None or inc.status is Status.RESOLVED:
             if not paging:
                 return []
-            resolved_at = inc.resolved_at if inc is not None else None
             if (
                 inc is not None
-                and resolved_at is not None
-                and at - resolved_at <= self.reopen_within_s
+                and inc.resolved_at is not None
+                and at - inc.resolved_at <= self.reopen_within_s
             ):
-                inc.status, inc.resolved_at = "open", None
-                return [self._event("reopened", at, "users hurt again")]
+                self._update(status=Status.OPEN, resolved_at=None)
+                return [self._event(Change.REOPENED, at, "users hurt again")]
             return [self._open(at, impact, suspects, blast)]
         events: list[IncidentEvent] = []
-        inc.impact = self.meter.update(at, impact.share)
+        inc = self._update(impact=self.meter.update(at, impact.share))
         sev, reasons = classify(impact, at - inc.opened_at, self.meter.business.severity)
         if sev < inc.sev:
-            inc.sev, inc.sev_reasons = sev, reasons
-            events.append(self._event("escalated", at, f"SEV-{sev}: " + "; ".join(reasons)))
-        if suspects and inc.status != "recovering":
-            inc.suspects = suspects
+            inc = self._update(sev=sev, sev_reasons=tuple(reasons))
+            events.append(self._event(Change.ESCALATED, at, f"SEV-{sev}: " + "; ".join(reasons)))
+        if suspects and inc.status is not Status.RECOVERING:
+            inc = self._update(suspects=tuple(suspects))
             if suspects[0].node != inc.root_cause:
-                inc.root_cause = suspects[0].node
-                inc.onset = min(inc.onset, suspects[0].onset)
-                events.append(
-                    self._event("root_cause", at, f"probable root cause {inc.root_cause}")
-                )
-        grown = sorted(set(inc.blast_radius) | set(blast))
+                root = suspects[0]
+                self._update(root_cause=root.node, onset=min(inc.onset, root.onset))
+                text = f"probable root cause {root.node}"
+                events.append(self._event(Change.ROOT_CAUSE, at, text))
+        inc = self.incidents[-1]
+        grown = tuple(sorted(set(inc.blast_radius) | set(blast)))
         if grown != inc.blast_radius:
             new = ", ".join(sorted(set(grown) - set(inc.blast_radius)))
-            inc.blast_radius = grown
-            events.append(self._event("blast_radius", at, f"blast radius now includes {new}"))
+            self._update(blast_radius=grown)
+            events.append(self._event(Change.BLAST_RADIUS, at, f"blast radius now includes {new}"))
+        inc = self.incidents[-1]
         if paging:
-            if inc.status == "recovering":
-                inc.status, inc.recovering_since = "open", None
-                events.append(self._event("relapsed", at, "users hurt again"))
-        elif inc.status == "open":
-            inc.status, inc.recovering_since = "recovering", at
-            events.append(self._event("recovering", at, "user-facing signals back to normal"))
+            if inc.status is Status.RECOVERING:
+                self._update(status=Status.OPEN, recovering_since=None)
+                events.append(self._event(Change.RELAPSED, at, "users hurt again"))
+        elif inc.status is Status.OPEN:
+            self._update(status=Status.RECOVERING, recovering_since=at)
+            text = "user-facing signals back to normal"
+            events.append(self._event(Change.RECOVERING, at, text))
         elif inc.recovering_since is not None and at - inc.recovering_since >= self.resolve_after_s:
-            inc.status, inc.resolved_at = "resolved", at
-            events.append(self._event("resolved", at, f"normal for {self.resolve_after_s:.0f} s"))
+            self._update(status=Status.RESOLVED, resolved_at=at)
+            text = f"normal for {self.resolve_after_s:.0f} s"
+            events.append(self._event(Change.RESOLVED, at, text))
         return events
 
     def _open(
@@ -161,19 +206,83 @@ class IncidentTracker:
         stamp = datetime.fromtimestamp(at, UTC).strftime("%Y%m%dT%H%M%S")
         sev, reasons = classify(impact, 0.0, self.meter.business.severity)
         self.meter = ImpactMeter(self.meter.business)
-        self.current = Incident(
+        inc = Incident(
             id=f"INC-{stamp}-{root.node if root else 'unknown'}",
             opened_at=at,
             onset=root.onset if root else at,
             sev=sev,
-            sev_reasons=reasons,
+            sev_reasons=tuple(reasons),
             root_cause=root.node if root else None,
-            suspects=suspects,
-            blast_radius=blast,
+            suspects=tuple(suspects),
+            blast_radius=tuple(blast),
             impact=self.meter.update(at, impact.share),
         )
-        self.incidents.append(self.current)
-        text = f"{self.current.id} SEV-{sev}: " + "; ".join(reasons)
+        self.incidents.append(inc)
+        text = f"{inc.id} SEV-{sev}: " + "; ".join(reasons)
         if root:
             text += f"; probable root cause {root.node}"
-        return self._event("opened", at, text)
+        return self._event(Change.OPENED, at, text)
+
+    def to_state(self) -> dict[str, Any]:
+        """Learned state as plain data (the settings and business are configuration)."""
+        return {
+            "meter": self.meter.to_state(),
+            "incidents": [_incident_state(i) for i in self.incidents],
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: dict[str, Any],
+        meter_business: Business,
+        *,
+        resolve_after_s: float,
+        reopen_within_s: float,
+    ) -> IncidentTracker:
+        tracker = cls(
+            ImpactMeter.from_state(state["meter"], meter_business),
+            resolve_after_s=resolve_after_s,
+            reopen_within_s=reopen_within_s,
+        )
+        tracker.incidents = [_incident_from_state(d) for d in state["incidents"]]
+        return tracker
+
+
+def _incident_state(inc: Incident) -> dict[str, Any]:
+    return {
+        "id": inc.id,
+        "opened_at": inc.opened_at,
+        "onset": inc.onset,
+        "sev": inc.sev,
+        "sev_reasons": list(inc.sev_reasons),
+        "root_cause": inc.root_cause,
+        "suspects": [s.to_state() for s in inc.suspects],
+        "blast_radius": list(inc.blast_radius),
+        "impact": inc.impact.to_dict(),
+        "status": inc.status.value,
+        "recovering_since": inc.recovering_since,
+        "resolved_at": inc.resolved_at,
+        "timeline": [[t.at, t.kind.value, t.text] for t in inc.timeline],
+    }
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _incident_from_state(d: dict[str, Any]) -> Incident:
+    return Incident(
+        id=str(d["id"]),
+        opened_at=float(d["opened_at"]),
+        onset=float(d["onset"]),
+        sev=int(d["sev"]),
+        sev_reasons=tuple(str(r) for r in d["sev_reasons"]),
+        root_cause=None if d["root_cause"] is None else str(d["root_cause"]),
+        suspects=tuple(Suspect.from_state(s) for s in d["suspects"]),
+        blast_radius=tuple(str(n) for n in d["blast_radius"]),
+        impact=Impact(**d["impact"]),
+        status=Status(d["status"]),
+        recovering_since=_optional(d["recovering_since"]),
+        resolved_at=_optional(d["resolved_at"]),
+        timeline=tuple(TimelineEntry(float(a), Change(k), str(t)) for a, k, t in d["timeline"]),
+    )

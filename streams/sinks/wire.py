@@ -16,7 +16,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
             "kind": event.kind,
             "at": event.at,
             "text": event.text,
-            **event.incident,
+            **event.incident.to_dict(),
         }
     body = {s: getattr(event, s) for s in event.__slots__}
     return {"type": type(event).__name__, **body}
