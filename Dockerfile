@@ -9,6 +9,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bench/ bench/
 COPY foreshock/ foreshock/
+COPY infra/ infra/
 COPY models/ models/
 COPY producers/ producers/
 COPY streams/ streams/

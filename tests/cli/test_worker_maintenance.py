@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from foreshock.cli import app
-from foreshock.settings import Settings
+from infra.settings import Settings
 
 GOOD = """
 [[maintenance]]

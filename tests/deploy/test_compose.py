@@ -166,7 +166,7 @@ def test_kafka_published_on_loopback_only() -> None:
 
 
 def test_foreshock_env_names_are_settings_fields() -> None:
-    from foreshock.settings import Settings
+    from infra.settings import Settings
 
     prefix = str(Settings.model_config.get("env_prefix", "")).upper()
     known = {(prefix + name).upper() for name in Settings.model_fields}
@@ -183,7 +183,7 @@ def test_foreshock_env_names_are_settings_fields() -> None:
     }
     unknown = sorted(f"{name}: {key}" for name, key in used if key.upper() not in known)
     assert not unknown, (
-        f"compose sets FORESHOCK_* variables that foreshock.settings.Settings does not read: "
+        f"compose sets FORESHOCK_* variables that infra.settings.Settings does not read: "
         f"{unknown} (known: {sorted(known)})"
     )
 
@@ -260,7 +260,10 @@ def test_kafka_runs_single_node_kraft() -> None:
 def test_dockerfile_copies_every_package() -> None:
     with PYPROJECT.open("rb") as f:
         pyproject = tomllib.load(f)
-    needed = set(pyproject["tool"]["setuptools"]["packages"])
+    packages = pyproject["tool"]["setuptools"]["packages"]
+    if isinstance(packages, dict):  # found by pattern: the top-level folders of the patterns
+        packages = [p.split(".")[0].rstrip("*") for p in packages["find"]["include"]]
+    needed = set(packages)
     needed |= {"pyproject.toml", pyproject["project"].get("readme", "README.md")}
     copied: set[str] = set()
     for instr, args in dockerfile_instructions():
