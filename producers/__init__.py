@@ -1,7 +1,8 @@
-"""Telemetry makers: the scenario format, the synthetic world, pacing."""
+"""Telemetry makers: the scenario format, telemetry sources (the synthetic
+world first), pacing."""
 
 from producers.replay import paced
 from producers.scenario import Effect, Scenario, Truth, load_scenarios
-from producers.simulator import Simulator
+from producers.sources import Simulator, Source
 
-__all__ = ["Effect", "Scenario", "Simulator", "Truth", "load_scenarios", "paced"]
+__all__ = ["Effect", "Scenario", "Simulator", "Source", "Truth", "load_scenarios", "paced"]

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from producers.scenario import Scenario
-from producers.simulator import Simulator
+from producers.sources import Simulator
 
 BASE = {
     "name": "t",

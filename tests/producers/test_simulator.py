@@ -10,7 +10,7 @@ import pytest
 
 from models.schema import Rejection, encode, validate
 from producers.scenario import Scenario, parse_time
-from producers.simulator import Simulator
+from producers.sources import Simulator
 
 DAY = datetime(2022, 10, 4, tzinfo=UTC)
 
