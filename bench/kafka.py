@@ -28,15 +28,14 @@ from typing import Any
 
 import numpy as np
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import ConsumerRecord
 from aiokafka.errors import for_code
-from aiokafka.protocol.admin import DeleteGroupsRequest
 
-from foreshock.settings import Settings
+from infra import kafka
+from infra.settings import Settings
 from models.pipeline import DetectionPipeline, PipelineConfig
 from models.schema import Telemetry, encode
-from producers.kafka import TELEMETRY_TOPICS, ensure_topics, partitions_with_data, publish
+from producers.kafka import publish
 from producers.scenario import Scenario
 from producers.simulator import Simulator
 from streams.embedded import EmbeddedEngine
@@ -62,48 +61,33 @@ def _made_by(runs: list[Settings], name: str) -> bool:
     return any(name.startswith((s.topic_prefix, f"{s.app_id}-")) or name == s.app_id for s in runs)
 
 
-async def remove_isolated(
-    client: dict[str, Any], runs: Iterable[Settings], timeout_s: float = 30
-) -> Removed:
+async def remove_isolated(runs: Iterable[Settings], *legacy: Iterable[Settings]) -> Removed:
     """Delete every topic and consumer group these isolated runs made, once
-    their workers have stopped (a group with members cannot be deleted)."""
-    runs = list(runs)
+    their workers have stopped (a group with members cannot be deleted).
+
+    ``remove_isolated(client, runs)``, the form foreshock/cli.py still uses,
+    is read as ``remove_isolated(runs)``.
+    """
+    runs = list(legacy[0] if legacy else runs)
     for s in runs:
         # An empty prefix would match every topic of a shared cluster.
         if s.topic_prefix != f"{s.app_id}.":
             raise ValueError(f"not an isolated run: app id {s.app_id!r}, prefix {s.topic_prefix!r}")
     removed = Removed([], [], {})
-
-    def note(deleted: list[str], name: str, code: int) -> None:
-        if code:
-            removed.failed[name] = for_code(code).__name__
-        else:
-            deleted.append(name)
-
-    admin = AIOKafkaAdminClient(**client)
-    await admin.start()
-    try:
-        for group, *_ in await admin.list_consumer_groups():
-            if _made_by(runs, group):
-                # aiokafka 0.14 has no call for DeleteGroups: the request goes
-                # to the group's coordinator, as its other group calls do.
-                node = await admin.find_coordinator(group)
-                response = await admin._send_request(DeleteGroupsRequest([group]), node)
-                for name, code in response.results:
-                    note(removed.groups, name, code)
-        topics = [t for t in await admin.list_topics() if _made_by(runs, t)]
-        if topics:
-            response = await admin.delete_topics(topics)
-            for name, code in response.topic_error_codes:
-                note(removed.topics, name, code)
-        # The broker deletes in the background: done once it no longer lists them.
-        deadline = time.monotonic() + timeout_s
-        while set(removed.topics) & set(await admin.list_topics()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topics still listed {timeout_s:.0f} s after their deletion")
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
+    if not runs:
+        return removed
+    async with kafka.admin(runs[0]) as a:
+        groups = [group for group, *_ in await a.list_consumer_groups() if _made_by(runs, group)]
+        topics = [t for t in await a.list_topics() if _made_by(runs, t)]
+        for done, codes in (
+            (removed.groups, await kafka.delete_groups(a, groups)),
+            (removed.topics, await kafka.delete_topics(a, topics)),
+        ):
+            for name, code in codes.items():
+                if code:
+                    removed.failed[name] = for_code(code).__name__
+                else:
+                    done.append(name)
     return removed
 
 
@@ -177,47 +161,35 @@ class WorkerProcess:
 
 
 async def records(
-    client: dict[str, Any],
+    s: Settings,
     topics: Iterable[str],
     done: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
     timeout_s: float,
     alive: Callable[[], bool] = lambda: True,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read topics from the beginning until ``done(all read so far)``."""
-    consumer = AIOKafkaConsumer(
-        *topics, **client, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
     seen: list[ConsumerRecord[bytes, bytes]] = []
     deadline = time.monotonic() + timeout_s
-    try:
+    async with kafka.consumer(s, *topics, auto_offset_reset="earliest") as consumer:
         while not done(seen):
             if time.monotonic() > deadline or not alive():
                 raise TimeoutError(f"gave up after {timeout_s:.0f} s with {len(seen)} records")
             batch = await consumer.getmany(timeout_ms=1000, max_records=50_000)
             for part in batch.values():
                 seen.extend(part)
-    finally:
-        await consumer.stop()
     return seen
 
 
-async def bare_consumer(client: dict[str, Any], topics: Iterable[str], messages: int) -> float:
+async def bare_consumer(s: Settings, topics: Iterable[str], messages: int) -> float:
     """Seconds a plain consumer takes from its first record to the last of ``messages``."""
-    consumer = AIOKafkaConsumer(
-        *topics, **client, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
     seen, began = 0, 0.0
-    try:
+    async with kafka.consumer(s, *topics, auto_offset_reset="earliest") as consumer:
         while seen < messages:
             batch = await consumer.getmany(timeout_ms=1000, max_records=50_000)
             if batch and not seen:
                 began = time.monotonic()
             seen += sum(map(len, batch.values()))
         return time.monotonic() - began
-    finally:
-        await consumer.stop()
 
 
 def _span_s(recs: list[ConsumerRecord[bytes, bytes]]) -> float:
@@ -247,24 +219,18 @@ class Reports:
         return self.sources <= finished
 
 
-def _telemetry_topics(s: Settings) -> dict[str, str]:
-    return {family: s.topic(t) for family, t in TELEMETRY_TOPICS.items()}
-
-
 async def sources_with_data(s: Settings) -> set[str]:
-    return set(await partitions_with_data(s.kafka_client_options(), _telemetry_topics(s).values()))
+    return set(await kafka.partitions_with_data(s))
 
 
 def throughput(
     s: Settings, scenario: Scenario, sim_args: tuple[Any, ...], workdir: Path
 ) -> dict[str, Any]:
     """On isolated settings (``isolated``), which the caller deletes when done."""
-    client = s.kafka_client_options()
-    topics = _telemetry_topics(s)
     sim = Simulator(scenario, *sim_args)
-    asyncio.run(ensure_topics(client, dict.fromkeys(topics.values(), s.partitions)))
-    published = asyncio.run(publish(sim.messages(), client, topics))
-    bare_s = asyncio.run(bare_consumer(client, topics.values(), published.messages))
+    published = asyncio.run(publish(s, sim.messages()))
+    topics = kafka.telemetry_topics(s).values()
+    bare_s = asyncio.run(bare_consumer(s, topics, published.messages))
     sources = asyncio.run(sources_with_data(s))
     with WorkerProcess(worker_env(s), workdir / f"{s.app_id}.log", workdir) as worker:
         # The worker creates its output topics before it is ready; a consumer
@@ -272,8 +238,8 @@ def throughput(
         worker.wait_ready()
         reports = asyncio.run(
             records(
-                client,
-                [s.topic("foreshock.windows")],
+                s,
+                [s.topic(kafka.WINDOWS)],
                 Reports(sources, scenario.end).done,
                 1800,
                 lambda: worker.alive,
@@ -336,10 +302,11 @@ def lag(
     seconds: float,
 ) -> dict[str, Any]:
     """On isolated settings (``isolated``), which the caller deletes when done."""
-    client = s.kafka_client_options()
-    topics = _telemetry_topics(s)
     sim = Simulator(scenario, *sim_args)
-    asyncio.run(ensure_topics(client, dict.fromkeys(topics.values(), s.partitions)))
+    # Created now: the worker, started first, must find its topics.
+    asyncio.run(
+        kafka.ensure_topics(s, dict.fromkeys(kafka.telemetry_topics(s).values(), s.partitions))
+    )
     last = scenario.start + seconds * speed
     sent: dict[float, float] = {}  # batch time -> wall clock its first message was sent
 
@@ -348,14 +315,12 @@ def lag(
 
     with WorkerProcess(worker_env(s), workdir / f"{s.app_id}.log", workdir) as worker:
         worker.wait_ready()  # before the clock starts
-        published = asyncio.run(
-            publish(_until(sim.messages(), last), client, topics, speed, on_send=note)
-        )
+        published = asyncio.run(publish(s, _until(sim.messages(), last), speed, on_send=note))
         sources = asyncio.run(sources_with_data(s))
         reports = asyncio.run(
             records(
-                client,
-                [s.topic("foreshock.windows")],
+                s,
+                [s.topic(kafka.WINDOWS)],
                 Reports(sources, max(sent)).done,
                 600,
                 lambda: worker.alive,
@@ -372,24 +337,3 @@ def lag(
         "lag_p99_ms": round(float(np.percentile(lags, 99)), 1),
         "lag_max_ms": round(float(lags.max()), 1),
     }
-
-
-async def group_offsets(
-    client: dict[str, Any], group: str, topics: Iterable[str]
-) -> dict[TopicPartition, tuple[int, int]]:
-    """For every partition of these topics: the offset a consumer group has
-    committed (0 if none) and the end offset."""
-    names = list(topics)
-    consumer = AIOKafkaConsumer(*names, **client, enable_auto_commit=False)
-    admin = AIOKafkaAdminClient(**client)
-    await consumer.start()
-    await admin.start()
-    try:
-        tps = [TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t) or ()]
-        ends = await consumer.end_offsets(tps) if tps else {}
-        committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-        await consumer.stop()
-    done = {tp: om.offset for tp, om in committed.items() if om.offset >= 0}
-    return {tp: (done.get(tp, 0), end) for tp, end in ends.items()}

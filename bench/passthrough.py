@@ -12,27 +12,15 @@ import time
 
 import faust
 
-from foreshock.settings import Settings
-from producers.kafka import TELEMETRY_TOPICS
+from infra import kafka
+from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 settings = Settings()
 
-app = faust.App(
-    f"{settings.app_id}-passthrough",
-    broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
-    store="memory://",
-    topic_partitions=settings.partitions,
-    consumer_auto_offset_reset="earliest",
-    web_enabled=False,
-)
-telemetry = app.topic(
-    *(settings.topic(t) for t in TELEMETRY_TOPICS.values()),
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-)
+# The same cluster and credentials as a worker; a consumer group of its own.
+app = kafka.faust_app(settings, f"{settings.app_id}-passthrough", web_enabled=False)
+telemetry = kafka.raw_topic(app, settings, *kafka.TELEMETRY.values())
 seen = {"messages": 0, "first": 0.0, "last": 0.0}
 
 

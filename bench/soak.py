@@ -35,12 +35,13 @@ from typing import Any
 import numpy as np
 import orjson
 import psutil
-from aiokafka import AIOKafkaConsumer
 
-from bench.kafka import WorkerProcess, group_offsets, worker_env
-from foreshock.settings import Settings
+from bench.kafka import WorkerProcess, worker_env
+from infra import kafka
+from infra.kafka import group_offsets
+from infra.settings import Settings
 from models.schema import Telemetry
-from producers.kafka import TELEMETRY_TOPICS, ensure_topics, publish
+from producers.kafka import publish
 from producers.scenario import Scenario
 from producers.simulator import Simulator
 
@@ -122,8 +123,7 @@ class _Soak:
         seconds: float,
     ) -> None:
         self.s = s
-        self.client = s.kafka_client_options()
-        self.topics = {family: s.topic(t) for family, t in TELEMETRY_TOPICS.items()}
+        self.topics = list(kafka.telemetry_topics(s).values())
         self.worker = worker
         self.memory = psutil.Process(worker.proc.pid)
         self.on_row = on_row
@@ -142,14 +142,8 @@ class _Soak:
         self.samples += tel.samples
 
     async def read_reports(self) -> None:
-        consumer = AIOKafkaConsumer(
-            self.s.topic("foreshock.windows"),
-            **self.client,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        try:
+        windows = self.s.topic(kafka.WINDOWS)
+        async with kafka.consumer(self.s, windows, auto_offset_reset="earliest") as consumer:
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
                 for part in batch.values():
@@ -157,11 +151,9 @@ class _Soak:
                         sent = self.sent.get(orjson.loads(r.value)["decided_at"])
                         if sent is not None:
                             self.lags.append(r.timestamp / 1000 - sent)
-        finally:
-            await consumer.stop()
 
     async def take_row(self) -> Row:
-        offsets = await group_offsets(self.client, self.s.app_id, self.topics.values())
+        offsets = await group_offsets(self.s, self.s.app_id, self.topics)
         wall = time.monotonic() - self.began
         last = self.rows[-1].wall_s if self.rows else 0.0
         lags, self.lags = np.array(self.lags), []
@@ -191,9 +183,7 @@ class _Soak:
 
     async def run(self, messages: Iterator[Telemetry], speed: float) -> int:
         self.began = time.monotonic()
-        published = asyncio.create_task(
-            publish(messages, self.client, self.topics, speed, on_send=self.note)
-        )
+        published = asyncio.create_task(publish(self.s, messages, speed, on_send=self.note))
         tasks = [asyncio.create_task(self.read_reports()), asyncio.create_task(self.every_minute())]
         try:
             done, _ = await asyncio.wait([published, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -225,9 +215,6 @@ def soak(
     On isolated settings (``isolated``), which the caller deletes when done.
     """
     loopback_only(s.kafka_bootstrap)
-    client = s.kafka_client_options()
-    topics = {family: s.topic(t) for family, t in TELEMETRY_TOPICS.items()}
-    asyncio.run(ensure_topics(client, dict.fromkeys(topics.values(), s.partitions)))
     speed = rate / samples_per_event_s(scenario, sim_args)
     last = scenario.start + minutes * 60 * speed
     if last > scenario.end:

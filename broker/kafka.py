@@ -591,11 +591,17 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "--scram", action="store_true", help="SASL_PLAINTEXT + SCRAM-SHA-512 client listener"
         )
-        p.add_argument("--user", default=os.environ.get("FORESHOCK_KAFKA_USER", DEFAULT_USER))
+        # The names Foreshock's own settings read, so that one environment
+        # serves the broker and the clients that log in to it.
+        p.add_argument(
+            "--user",
+            default=os.environ.get("FORESHOCK_KAFKA_SASL_USERNAME", DEFAULT_USER),
+            help="the SCRAM user (env FORESHOCK_KAFKA_SASL_USERNAME)",
+        )
         p.add_argument(
             "--password",
-            default=os.environ.get("FORESHOCK_KAFKA_PASSWORD", DEFAULT_PASSWORD),
-            help="the SCRAM user's password (env FORESHOCK_KAFKA_PASSWORD)",
+            default=os.environ.get("FORESHOCK_KAFKA_SASL_PASSWORD", DEFAULT_PASSWORD),
+            help="the SCRAM user's password (env FORESHOCK_KAFKA_SASL_PASSWORD)",
         )
         p.add_argument(
             "--partitions",

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from bench import soak
-from foreshock.settings import Settings
+from infra.settings import Settings
 from producers.kafka import Published
 
 EVERY_S = 1.0
@@ -21,7 +21,7 @@ OFFSETS_S = 0.4  # a group's offsets take a while to read
 def _publisher(seconds: float, startup_s: float = 0.2):
     """Sends one sample every 10 ms for ``seconds``, after a producer's startup."""
 
-    async def publish(messages, client, topics, speed=None, on_send=None):
+    async def publish(settings, messages, speed=None, on_send=None):
         await asyncio.sleep(startup_s)
         began, sent = time.monotonic(), 0
         while time.monotonic() - began < seconds:
@@ -33,7 +33,7 @@ def _publisher(seconds: float, startup_s: float = 0.2):
     return publish
 
 
-async def _slow_offsets(client, group, topics):
+async def _slow_offsets(settings, group, topics):
     await asyncio.sleep(OFFSETS_S)
     return {}
 

@@ -9,8 +9,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from foreshock.cli import _web_port_free, app
-from foreshock.settings import Settings
+from foreshock.cli import app
+from foreshock.cli.checks import web_port_free
+from infra.settings import Settings
 
 
 @pytest.fixture
@@ -36,18 +37,18 @@ def test_a_worker_whose_web_port_is_taken_says_so_and_exits_2(taken_port, monkey
 
 
 def test_a_worker_without_its_web_server_does_not_need_the_port(taken_port):
-    _web_port_free(Settings(web_enabled=False, web_host="127.0.0.1", web_port=taken_port))
+    web_port_free(Settings(web_enabled=False, web_host="127.0.0.1", web_port=taken_port))
 
 
 def test_a_free_port_passes_and_stays_free():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         free = s.getsockname()[1]
-    _web_port_free(Settings(web_enabled=True, web_host="127.0.0.1", web_port=free))
+    web_port_free(Settings(web_enabled=True, web_host="127.0.0.1", web_port=free))
     with socket.socket() as again:
         again.bind(("127.0.0.1", free))  # the check let go of it
 
 
 def test_the_check_refuses_a_taken_port_on_its_own(taken_port):
     with pytest.raises(typer.Exit):
-        _web_port_free(Settings(web_enabled=True, web_host="127.0.0.1", web_port=taken_port))
+        web_port_free(Settings(web_enabled=True, web_host="127.0.0.1", web_port=taken_port))

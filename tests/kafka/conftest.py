@@ -19,13 +19,13 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import ConsumerRecord
 
 from bench.kafka import WorkerProcess, isolated, records, worker_env
-from foreshock.settings import Settings
+from infra import kafka
+from infra.settings import Settings
 from models.schema import Telemetry
-from producers.kafka import TELEMETRY_TOPICS, Published, ensure_topics, publish
+from producers.kafka import Published, publish
 
 ROOT = Path(__file__).parents[2]
 BROKER_RUN = ROOT / "broker" / ".run"
@@ -127,26 +127,21 @@ class Namespace:
     def __post_init__(self) -> None:
         self.settings = isolated(Settings(kafka_bootstrap=self.bootstrap))
 
-    @property
-    def client(self) -> dict[str, Any]:
-        return self.settings.kafka_client_options()
-
     def topic(self, name: str) -> str:
         return self.settings.topic(name)
 
     def publish(self, messages: Iterable[Telemetry]) -> Published:
         """Publish telemetry as ``foreshock produce`` does."""
-        s = self.settings
-        topics = {family: s.topic(t) for family, t in TELEMETRY_TOPICS.items()}
-        asyncio.run(ensure_topics(self.client, dict.fromkeys(topics.values(), s.partitions)))
-        return asyncio.run(publish(messages, self.client, topics))
+        return asyncio.run(publish(self.settings, messages))
 
-    def worker(self, label: str = "worker") -> WorkerProcess:
-        return WorkerProcess(worker_env(self.settings), self.workdir / f"{label}.log", self.workdir)
+    def worker(self, label: str = "worker", env: dict[str, str] | None = None) -> WorkerProcess:
+        """A worker with this test's settings (and ``env`` on top)."""
+        environment = worker_env(self.settings) | (env or {})
+        return WorkerProcess(environment, self.workdir / f"{label}.log", self.workdir)
 
     def records(self, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
         """Every record on one of this test's topics."""
-        return asyncio.run(_read_all(self.client, self.topic(topic)))
+        return asyncio.run(read_all(self.settings, self.topic(topic)))
 
     def read(self, topic: str) -> list[dict[str, Any]]:
         """Every record on one of this test's topics, decoded."""
@@ -154,7 +149,10 @@ class Namespace:
 
     def committed(self, topic: str) -> tuple[int, int]:
         """Offsets the workers' group has committed on a topic, and its end offsets."""
-        return asyncio.run(_committed(self.client, self.settings.app_id, self.topic(topic)))
+        offsets = asyncio.run(
+            kafka.group_offsets(self.settings, self.settings.app_id, [self.topic(topic)])
+        )
+        return sum(done for done, _ in offsets.values()), sum(end for _, end in offsets.values())
 
     def wait_for(
         self, what: str, found: Callable[[], Any], timeout_s: float, workers: list[WorkerProcess]
@@ -171,32 +169,10 @@ class Namespace:
         raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}\n{tails}")
 
 
-async def _read_all(client: dict[str, Any], topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    ends = await _end_offsets(client, topic)
-    want = sum(ends.values())
-    return await records(client, [topic], lambda seen: len(seen) >= want, timeout_s=60)
-
-
-async def _end_offsets(client: dict[str, Any], topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(topic, **client, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return await consumer.end_offsets(tps) if tps else {}
-    finally:
-        await consumer.stop()
-
-
-async def _committed(client: dict[str, Any], group: str, topic: str) -> tuple[int, int]:
-    ends = await _end_offsets(client, topic)
-    admin = AIOKafkaAdminClient(**client)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    done = sum(om.offset for tp, om in offsets.items() if tp.topic == topic and om.offset > 0)
-    return done, sum(ends.values())
+async def read_all(settings: Settings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on a topic (the whole topic, not only a test's prefix)."""
+    want = sum((await kafka.end_offsets(settings, [topic])).values())
+    return await records(settings, [topic], lambda seen: len(seen) >= want, timeout_s=60)
 
 
 @pytest.fixture

@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.kafka import WorkerProcess, worker_env
+from infra import kafka
+from infra.kafka import TELEMETRY
 from models.schema import MAX_MESSAGE_BYTES, REASONS, WIRE_METRICS, Telemetry, encode
-from producers.kafka import TELEMETRY_TOPICS, ensure_topics
 from producers.simulator import Simulator
 from tests.kafka.conftest import Namespace, _free_port
 
@@ -70,7 +70,7 @@ def _with_metric(tel: Telemetry, name: str | None, value: float) -> bytes | None
 
 
 def _other_family(tel: Telemetry) -> str:
-    return next(f for f in TELEMETRY_TOPICS if f != tel.family)
+    return next(f for f in TELEMETRY if f != tel.family)
 
 
 # One maker per kind of bad message: from the good message just planned, the
@@ -137,14 +137,14 @@ def plan(good: list[Telemetry]) -> list[Planned]:
     reason, make = next(kinds)
     bads = 0
     for i, tel in enumerate(good):
-        family_topic = TELEMETRY_TOPICS[tel.family]
+        family_topic = TELEMETRY[tel.family]
         out.append(Planned(family_topic, tel.entity.encode(), encode(tel), None, tel.samples))
         if bads >= BAD or bads * len(good) >= (i + 1) * BAD:
             continue
         family, key, value = make(tel)
         if value is None:
             continue  # this kind does not apply to this message: try the next one
-        out.append(Planned(TELEMETRY_TOPICS[family], key or tel.entity.encode(), value, reason))
+        out.append(Planned(TELEMETRY[family], key or tel.entity.encode(), value, reason))
         bads += 1
         reason, make = next(kinds)
     return out
@@ -152,20 +152,16 @@ def plan(good: list[Telemetry]) -> list[Planned]:
 
 async def send(ns: Namespace, planned: list[Planned]) -> list[tuple[str, int, int]]:
     """Send in order, one producer; where each landed: topic, partition, offset."""
-    producer = AIOKafkaProducer(
-        **ns.client,
+    async with kafka.producer(
+        ns.settings,
         acks="all",
         enable_idempotence=True,
         compression_type="lz4",
         linger_ms=20,
         max_request_size=4 * 1024 * 1024,
-    )
-    await producer.start()
-    try:
+    ) as producer:
         futures = [await producer.send(ns.topic(p.topic), p.value, key=p.key) for p in planned]
         landed = await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
     return [(m.topic, m.partition, m.offset) for m in landed]
 
 
@@ -194,11 +190,8 @@ def test_every_bad_message_is_dead_lettered_and_every_good_one_processed(
     assert {p.reason for p in bad} == set(REASONS), "a kind of bad input is not sent"
 
     s = namespace.settings
-    asyncio.run(
-        ensure_topics(
-            namespace.client, {s.topic(t): s.partitions for t in TELEMETRY_TOPICS.values()}
-        )
-    )
+    topics = kafka.telemetry_topics(s).values()
+    asyncio.run(kafka.ensure_topics(s, dict.fromkeys(topics, s.partitions)))
     landed = asyncio.run(send(namespace, planned))
     sent = dict(zip(landed, planned, strict=True))
     good_at = Counter((t, p) for (t, p, _), m in sent.items() if m.reason is None)

@@ -33,11 +33,12 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 
-from bench.kafka import Reports, WorkerProcess, group_offsets, sources_with_data
+from bench.kafka import Reports, WorkerProcess, sources_with_data
+from infra import kafka
 from models.pipeline import DetectStage, PipelineConfig
-from producers.kafka import TELEMETRY_TOPICS, Published, partition_name
+from producers.kafka import Published
 from streams.checkpoint import unpack
-from tests.kafka.conftest import ROOT, Namespace, _read_all
+from tests.kafka.conftest import ROOT, Namespace, read_all
 from tests.kafka.test_worker import PROCESSING_S, SCENARIO, incident_events, resolved, simulate
 
 pytestmark = pytest.mark.xdist_group("kafka")
@@ -81,24 +82,25 @@ def outcome(ns: Namespace, impact_start: float) -> Outcome:
 
 
 def telemetry_topics(ns: Namespace) -> list[str]:
-    return [ns.topic(t) for t in TELEMETRY_TOPICS.values()]
+    return list(kafka.telemetry_topics(ns.settings).values())
 
 
 def offsets(
     ns: Namespace, topics: list[str] | None = None
 ) -> dict[TopicPartition, tuple[int, int]]:
     names = telemetry_topics(ns) if topics is None else topics
-    return asyncio.run(group_offsets(ns.client, ns.settings.app_id, names))
+    return asyncio.run(kafka.group_offsets(ns.settings, ns.settings.app_id, names))
 
 
 def all_committed(ns: Namespace) -> bool:
-    everything = [*telemetry_topics(ns), ns.topic("foreshock.windows")]
+    everything = [*telemetry_topics(ns), ns.topic(kafka.WINDOWS)]
     return all(done == end for done, end in offsets(ns, everything).values())
 
 
 def snapshots(ns: Namespace, topology) -> dict[str, tuple[int, DetectStage]]:
     """The latest detection snapshot of every partition, from its changelog."""
-    recs = asyncio.run(_read_all(ns.client, f"{ns.settings.app_id}-detect-state-changelog"))
+    changelog = kafka.changelog_topic(ns.settings, kafka.DETECT_STATE)
+    recs = asyncio.run(read_all(ns.settings, changelog))
     latest = {orjson.loads(r.key): r.value for r in sorted(recs, key=lambda r: r.offset)}
     out = {}
     for source, blob in latest.items():
@@ -134,9 +136,11 @@ def settle_and_account(
     )
 
     seen = outcome(ns, truth.impact_start)
-    ends = {partition_name(tp.topic, tp.partition): end for tp, (_, end) in offsets(ns).items()}
+    ends = {
+        kafka.partition_name(tp.topic, tp.partition): end for tp, (_, end) in offsets(ns).items()
+    }
     committed = sum(done for done, _ in offsets(ns).values())
-    reports = offsets(ns, [ns.topic("foreshock.windows")])
+    reports = offsets(ns, [ns.topic(kafka.WINDOWS)])
     reports_committed = sum(done for done, _ in reports.values())
     reports_sent = sum(end for _, end in reports.values())
     states = snapshots(ns, topology)

@@ -25,7 +25,7 @@ import orjson
 import pytest
 
 from bench.kafka import WorkerProcess, isolated, worker_env
-from foreshock.settings import SecurityProtocol, Settings
+from infra.settings import SecurityProtocol, Settings
 from tests.foreshock.test_cli import SCENARIO
 from tests.kafka.conftest import ROOT, _free_port
 

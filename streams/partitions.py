@@ -1,0 +1,222 @@
+"""The partitions an agent serves in this worker, and their snapshots.
+
+For every partition (a *source*, ``topic:partition``) an agent reads, this
+keeps the live model state (``streams.checkpoint.Checkpointed``), the sink
+its decisions go to, the stream that acknowledges its messages and a lock;
+it resumes a partition from its snapshot, passes on only the messages the
+state lacks, in offset order, and lands snapshots in the background, in
+order, each after what its messages made has been delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, cast
+
+import faust
+
+from infra.kafka import partition_name
+from streams import metrics
+from streams.checkpoint import Checkpointed, Next, S
+from streams.sinks.base import Sink
+
+log = logging.getLogger(__name__)
+
+
+def source_of(message: Any) -> str:
+    return partition_name(message.topic, message.partition)
+
+
+@dataclass
+class Partition(Generic[S]):
+    """One partition an agent reads: what outlives its state moving away."""
+
+    source: str
+    sink: Sink
+    live: Checkpointed[S] | None = None  # None until resumed, and once it moves away
+    stream: faust.Stream | None = None  # the stream that acknowledges its messages
+    # Held while its state takes a message (or retires a silent source): a
+    # timer must not snapshot it halfway, with decisions made but not yet sent.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    taken_at: float = float("-inf")  # wall clock its latest message was folded in
+    landing: asyncio.Future[None] | None = None  # its latest snapshot on its way
+
+    @property
+    def checkpointed(self) -> Checkpointed[S]:
+        assert self.live is not None, f"{self.source} is not resumed"
+        return self.live
+
+
+class Partitions(Generic[S]):
+    """The partitions one agent serves, snapshotted to one table.
+
+    ``restore`` reads a snapshot's state, ``fresh`` makes a new one for a
+    source; ``sink`` makes the sink a source's decisions go to; ``resumed``
+    runs once a partition is resumed (as ``doing``, for the logs).
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        table: faust.types.TableT[str, bytes],
+        doing: str,
+        restore: Callable[[bytes], S],
+        fresh: Callable[[str], S],
+        sink: Callable[[], Sink],
+        resumed: Callable[[Partition[S]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.app = app
+        self.table = table
+        self.doing = doing
+        self.restore = restore
+        self.fresh = fresh
+        self.sink = sink
+        self.resumed = resumed
+        self.partitions: dict[str, Partition[S]] = {}
+
+    def live(self) -> list[Partition[S]]:
+        """The partitions whose state is in this worker now."""
+        return [p for p in self.partitions.values() if p.live is not None]
+
+    def keep_only(self, owned: set[str]) -> None:
+        """Drop the state of partitions this worker no longer owns: if one
+        comes back, it may be stale, and is restored from its snapshot then."""
+        for p in self.live():
+            if p.source not in owned:
+                p.live = None
+
+    async def events(self, stream: faust.StreamT) -> AsyncIterator[tuple[Partition[S], Any]]:
+        """The stream's events that the state of their partition lacks, in
+        offset order, each with its partition, whose lock is held until the
+        next is asked for. Acknowledging them is left to ``checkpoint``."""
+        manual = cast(faust.Stream, cast(faust.Stream, stream).noack())
+        async for event in manual.events():
+            message = event.message
+            source = source_of(message)
+            p = self.partitions.get(source)
+            if p is None:
+                p = self.partitions[source] = Partition(source, self.sink())
+            if p.live is None:
+                await self._resume(p, message)
+            p.stream = manual
+            async with p.lock:
+                if await self._in_order(p, event):
+                    p.taken_at = time.monotonic()
+                    yield p, event
+
+    async def _resume(self, p: Partition[S], message: Any) -> None:
+        """The state of a partition this worker starts on, from its snapshot or fresh."""
+        blob = self.table.get(p.source)
+        live = p.live = Checkpointed.resume(
+            blob, self.restore, functools.partial(self.fresh, p.source)
+        )
+        if blob is None:  # fresh: it needs the partition from its first message
+            live.offset = (await self.app.consumer.earliest_offsets(message.tp))[message.tp] - 1
+        if live.refused is not None:
+            metrics.refused_snapshots.inc()
+            log.error(
+                "%s %s: the snapshot at offset %d cannot be restored (%s); "
+                "going on from offset %d with models that learn afresh",
+                self.doing,
+                p.source,
+                live.offset,
+                live.refused,
+                live.offset + 1,
+            )
+        elif blob is None:
+            log.info("%s %s: from scratch", self.doing, p.source)
+        else:
+            log.info(
+                "%s %s: resumed from the snapshot at offset %d", self.doing, p.source, live.offset
+            )
+        if self.resumed is not None:
+            await self.resumed(p)
+
+    async def _in_order(self, p: Partition[S], event: Any) -> bool:
+        """Whether to fold this message in: the next one the state lacks.
+
+        One already folded in is skipped (and acknowledged once a snapshot
+        covers it). A jump past messages the state never saw is an error,
+        logged with the offsets.
+        """
+        live, offset = p.checkpointed, event.message.offset
+        step = live.place(offset)
+        if step is Next.SEEN:
+            if not live.hold(event, offset) and p.stream is not None:
+                await p.stream.ack(event)
+            return False
+        if step is Next.GAP:
+            log.error(
+                "%s: offsets %d to %d never reached the detectors; going on without them",
+                p.source,
+                live.offset + 1,
+                offset - 1,
+            )
+        return True
+
+    def checkpoint(self, p: Partition[S]) -> None:
+        """Snapshot a partition's state now; land it in the background.
+
+        The agent goes on at once: waiting here for the broker stalled every
+        partition the agent serves, once per snapshot.
+        """
+        live, stream = p.checkpointed, p.stream
+        assert stream is not None
+        live.sent.append(asyncio.ensure_future(p.sink.drain()))
+        blob, acked, sent = live.checkpoint()
+        task = asyncio.ensure_future(self._land(p.landing, p.source, blob, acked, sent, stream))
+        task.add_done_callback(functools.partial(self._landed, p))
+        p.landing = task
+
+    async def _land(
+        self,
+        previous: asyncio.Future[None] | None,
+        source: str,
+        blob: bytes,
+        acked: list[Any],
+        sent: list[Awaitable[Any]],
+        stream: faust.Stream,
+    ) -> None:
+        """Deliver a snapshot after what its messages made, then acknowledge them.
+
+        First the earlier snapshot of the partition, so that they land in
+        order; then what the covered messages made, then the snapshot (Faust's
+        own table writes are not awaited), then the acknowledgements: a worker
+        killed at any point leaves neither a snapshot claiming sends that
+        never landed nor offsets committed past a snapshot that never landed.
+        """
+        if previous is not None:
+            await asyncio.wait([previous])  # its failure is logged; this one covers more
+        await asyncio.gather(*sent)
+        await self.table.send_changelog(int(source.rpartition(":")[2]), source, blob)
+        self.table.data[source] = blob
+        for event in acked:
+            await stream.ack(event)
+
+    @staticmethod
+    def _landed(p: Partition[Any], task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # Its messages stay unacknowledged: redelivered to whoever resumes.
+            log.error("%s: a snapshot did not land: %r", p.source, task.exception())
+        if p.landing is task:
+            p.landing = None
+
+    def snapshot_quiet(self, owned: set[str], quiet_s: float) -> None:
+        """Snapshot the partitions gone quiet for ``quiet_s`` with messages a
+        snapshot would let be acknowledged.
+
+        Otherwise their last messages stay uncommitted until more arrive:
+        nothing is lost, they would be redelivered, but the committed offsets
+        would never reach the end, and the group's lag would never fall to 0.
+        """
+        now = time.monotonic()
+        for p in self.live():
+            if p.source not in owned or p.lock.locked() or not p.checkpointed.pending():
+                continue
+            if now - p.taken_at >= quiet_s:
+                self.checkpoint(p)
