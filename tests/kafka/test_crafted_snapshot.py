@@ -27,7 +27,7 @@ EVENT_S = 900  # event seconds of telemetry published: enough for many windows
 TIMEOUT_S = 300
 
 
-def crafted(marker: Path) -> bytes:
+def crafted(covers: int, marker: Path) -> bytes:
     """A snapshot record as the worker stores them (the offset it covers, then
     the snapshot), whose snapshot is a pickle that calls ``os.system``.
 
@@ -36,22 +36,25 @@ def crafted(marker: Path) -> bytes:
     command = f"touch {marker}".encode()
     assert b"'" not in command
     payload = b"cos\nsystem\n(S'" + command + b"'\ntR."
-    covers = (-1).to_bytes(OFFSET_BYTES, "big", signed=True)  # nothing yet: from offset 0
-    return covers + b"foreshock-snapshot:2:" + payload
+    return covers.to_bytes(OFFSET_BYTES, "big", signed=True) + b"foreshock-snapshot:2:" + payload
 
 
 async def plant(ns: Namespace, source: str, record: bytes) -> None:
-    """Put the record on the detect-state changelog, where the worker will
-    restore the state of ``source`` from."""
-    s = ns.settings
-    changelog = kafka.changelog_topic(s, kafka.DETECT_STATE)
-    await kafka.ensure_topics(s, {changelog: s.partitions})
+    """Put the record on the detect-state changelog, as the latest snapshot
+    of ``source``."""
+    changelog = kafka.changelog_topic(ns.settings, kafka.DETECT_STATE)
     partition = int(source.rpartition(":")[2])
-    async with kafka.producer(s, acks="all") as producer:
+    async with kafka.producer(ns.settings, acks="all") as producer:
         # Keys are JSON, as Faust writes a table's string keys.
-        await producer.send_and_wait(
-            changelog, record, key=orjson.dumps(source), partition=partition
-        )
+        key = orjson.dumps(source)
+        await producer.send_and_wait(changelog, record, key=key, partition=partition)
+
+
+def offsets_of(ns: Namespace, source: str) -> tuple[int, int]:
+    """The offset the workers' group has committed on a partition, and its end."""
+    topic, _, partition = source.rpartition(":")
+    offsets = asyncio.run(kafka.group_offsets(ns.settings, ns.settings.app_id, [topic]))
+    return next(pair for tp, pair in offsets.items() if tp.partition == int(partition))
 
 
 def test_a_snapshot_that_would_run_code_is_refused_and_the_worker_goes_on(
@@ -59,28 +62,38 @@ def test_a_snapshot_that_would_run_code_is_refused_and_the_worker_goes_on(
 ):
     start = scenarios[SCENARIO].start
     messages = simulate(scenarios, topology, business)
-    last = start + EVENT_S
-    namespace.publish(itertools.takewhile(lambda m: m.time <= last, messages))
+    # A first worker learns and snapshots a first stretch, and stops.
+    cut = start + EVENT_S / 2
+    namespace.publish(itertools.takewhile(lambda m: m.time <= cut, messages))
     sources = asyncio.run(sources_with_data(namespace.settings))
     source = sorted(sources)[0]
+
+    def covered() -> bool:
+        return all(done == end > 0 for done, end in (offsets_of(namespace, s) for s in sources))
+
+    with namespace.worker("first") as first:
+        namespace.wait_for("a snapshot to cover every message", covered, TIMEOUT_S, [first])
+    # Then someone writes the crafted record where the worker keeps its
+    # latest snapshot of one partition, and more telemetry arrives.
+    done, _ = offsets_of(namespace, source)
     marker = tmp_path / "pickle-ran"
-    asyncio.run(plant(namespace, source, crafted(marker)))
+    asyncio.run(plant(namespace, source, crafted(done - 1, marker)))
+    last = start + EVENT_S
+    namespace.publish(itertools.takewhile(lambda m: m.time <= last, messages))
 
     topic, _, partition = source.rpartition(":")
-    end = asyncio.run(kafka.end_offsets(namespace.settings, [topic]))
-    messages_on_source = next(n for tp, n in end.items() if tp.partition == int(partition))
     port = _free_port()
     env = {"FORESHOCK_WEB_ENABLED": "true", "FORESHOCK_WEB_PORT": str(port)}
-    with namespace.worker(env=env) as worker:
+    with namespace.worker("second", env=env) as worker:
 
-        def processed_all() -> bool:
+        def processed_the_rest() -> bool:
             try:
-                done = counters(port).get("foreshock_processed_messages_total", {})
+                done_now = counters(port).get("foreshock_processed_messages_total", {})
             except OSError:
                 return False  # the web server is not up yet
-            return done.get((partition, topic), 0) >= messages_on_source
+            return done_now.get((partition, topic), 0) >= offsets_of(namespace, source)[1] - done
 
-        namespace.wait_for("the partition to be processed", processed_all, TIMEOUT_S, [worker])
+        namespace.wait_for("the partition to be processed", processed_the_rest, TIMEOUT_S, [worker])
         namespace.wait_for(
             "its windows to be decided",
             lambda: Reports({source}, last).done(namespace.records(kafka.WINDOWS)),
@@ -93,12 +106,13 @@ def test_a_snapshot_that_would_run_code_is_refused_and_the_worker_goes_on(
     assert not marker.exists(), "a byte read from Kafka was executed"
     assert refused >= 1  # once, or again if the partition came back before a new snapshot
     said = re.search(
-        rf"detecting on {re.escape(source)}: the snapshot at offset -1 cannot be restored "
-        r"\((.+)\); going on from offset 0 with models that learn afresh",
+        rf"detecting on {re.escape(source)}: the snapshot at offset {done - 1} cannot be "
+        rf"restored \((.+)\); going on from offset {done} with models that learn afresh",
         log,
     )
     assert said, log[-3000:]
-    print(f"\nrefused, counted once, nothing run: {said.group(1)}")
-    # The other partitions had no snapshot: they start from scratch.
+    print(f"\nrefused, counted, nothing run: {said.group(1)}")
+    # The other partitions resume from their snapshots, and none skips a message.
     for other in sources - {source}:
-        assert f"detecting on {other}: from scratch" in log
+        assert f"detecting on {other}: resumed from the snapshot" in log
+    assert "never reached the detectors" not in first.text() + log
