@@ -36,7 +36,7 @@ from producers.kafka import (
 )
 from producers.scenario import Scenario, load_scenarios
 from producers.simulator import Simulator
-from streams.replay import Replay, replay
+from bench.replay import Replay, replay
 from streams.sinks import JsonlSink, Sink
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)

@@ -1,7 +1,7 @@
-"""Engines that run the models: the embedded engine, its sinks, scenario replay."""
+"""Engines that run the models: the embedded engine and its sinks (the Faust
+app is ``streams.app``)."""
 
 from streams.embedded import EmbeddedEngine, RunStats
-from streams.replay import Replay, replay
 from streams.sinks import JsonlSink, MemorySink, Sink
 
-__all__ = ["EmbeddedEngine", "JsonlSink", "MemorySink", "Replay", "RunStats", "Sink", "replay"]
+__all__ = ["EmbeddedEngine", "JsonlSink", "MemorySink", "RunStats", "Sink"]

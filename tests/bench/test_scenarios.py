@@ -8,6 +8,7 @@ import json
 import pytest
 
 from bench import scenarios as bench
+from bench.report import render_tables
 
 EFFECT = """
 [[effects]]
@@ -102,7 +103,7 @@ def test_a_decoy_that_pages_counts_as_a_false_page(report):
     assert decoy["false_pages_per_day"] == pytest.approx(1 / (45 / 1440), rel=1e-3)
     assert decoy["sev_correct"] is None and decoy["mttd_from_fault_s"]["median"] is None
     assert report[0]["precision"] == 0.5  # one true page, one false
-    table = bench.render_tables(report[0])[0]
+    table = render_tables(report[0])[0]
     assert table.row_count == 2
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import orjson
 
-from models.incident import IncidentEvent
+from models.incident import Change, IncidentEvent
 from models.pipeline import DetectionPipeline
 from models.schema import Telemetry, encode
 from streams.embedded import EmbeddedEngine
@@ -42,5 +42,12 @@ def test_incident_events_reach_a_jsonl_file(tmp_path, replayed):
     lines = [orjson.loads(x) for x in (tmp_path / "incidents.jsonl").read_bytes().splitlines()]
     incident_events = [e for e in events if isinstance(e, IncidentEvent)]
     assert len(lines) == len(incident_events) > 0
-    assert lines[0]["kind"] == "opened" and lines[-1]["kind"] == "resolved"
-    assert {line["id"] for line in lines} == {incident_events[0].incident["id"]}
+    assert lines[0]["kind"] == Change.OPENED and lines[-1]["kind"] == Change.RESOLVED
+    assert {line["id"] for line in lines} == {incident_events[0].incident.id}
+    assert lines[-1] == {
+        "type": "incident",
+        "kind": "resolved",
+        "at": incident_events[-1].at,
+        "text": incident_events[-1].text,
+        **orjson.loads(orjson.dumps(incident_events[-1].incident.to_dict())),
+    }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from producers.simulator import Simulator
+from models.incident import Status
+from producers.sources import Simulator
 
 SEEDS = range(1, 11)
 SCENARIO = "reference-2022-10-04"
@@ -28,19 +29,19 @@ def test_reference_outage_is_detected_as_one_sev1_on_redis(
     result = replayed(SCENARIO, seed)
     truth = scenarios[SCENARIO].truth
     incidents = result.incidents
-    assert len(incidents) == 1, [i["id"] for i in incidents]
+    assert len(incidents) == 1, [i.id for i in incidents]
     incident = incidents[0]
-    assert incident["sev"] == 1
-    assert incident["root_cause"] == truth.root_cause == "redis-sessions"
-    assert set(truth.affected) <= set(incident["blast_radius"])
+    assert incident.sev == 1
+    assert incident.root_cause == truth.root_cause == "redis-sessions"
+    assert set(truth.affected) <= set(incident.blast_radius)
     # Opened, and at SEV-1, within 30 s of event time after users were hurt.
-    assert 0 <= incident["opened_at"] - truth.impact_start <= 30
+    assert 0 <= incident.opened_at - truth.impact_start <= 30
     mttd = result.mttd()
     assert mttd["to_expected_sev_from_impact_s"] is not None
     assert mttd["to_expected_sev_from_impact_s"] <= 30
     # Resolved, after the recovery.
-    assert incident["resolved_at"] is not None
-    assert incident["resolved_at"] >= truth.recovery
+    assert incident.status is Status.RESOLVED and incident.resolved_at is not None
+    assert incident.resolved_at >= truth.recovery
     # The leak was called out long before the first node hit 95%.
     crossing = first_crossing(scenarios[SCENARIO], topology, business, seed)
     redis_warnings = [w.at for w in result.warnings if w.entity.startswith("redis/")]
@@ -50,12 +51,12 @@ def test_reference_outage_is_detected_as_one_sev1_on_redis(
 
 def test_reference_impact_is_estimated(replayed):
     result = replayed(SCENARIO, 1)
-    impact = result.incidents[0]["impact"]
-    assert impact["peak_share"] > 0.8  # logins fail for ~95% of attempts
-    assert impact["peak_users_affected"] > 10_000_000
-    assert impact["revenue_usd_total"] > 0
-    assert impact["sla_credits_usd"] > 0
-    assert impact["formula"]
+    impact = result.incidents[0].impact
+    assert impact.peak_share > 0.8  # logins fail for ~95% of attempts
+    assert impact.peak_users_affected > 10_000_000
+    assert impact.revenue_usd_total > 0
+    assert impact.sla_credits_usd > 0
+    assert impact.formula
 
 
 def test_reference_report_has_the_fields_other_tools_read(replayed, topology):

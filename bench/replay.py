@@ -1,5 +1,5 @@
 """Replay a scenario through the embedded engine and report what was detected,
-and how fast, against the scenario's ground truth."""
+and how fast, against the scenario's ground truth (see :mod:`bench.detection`)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bench import detection
 from models.detect import Anomaly
 from models.gaps import TelemetryGap
 from models.impact import Business
-from models.incident import IncidentEvent
+from models.incident import Incident, IncidentEvent
 from models.pipeline import DetectionPipeline, Event, PipelineConfig
 from models.schema import Telemetry
 from models.topology import Topology
 from models.trend import CreepWarning, ExhaustionWarning
 from producers.replay import paced
 from producers.scenario import Scenario
-from producers.simulator import Simulator
+from producers.sources import Simulator
 from streams.embedded import EmbeddedEngine, RunStats
 from streams.sinks import MemorySink, Sink
 
@@ -30,12 +31,12 @@ class Replay:
     events: list[Event] = field(default_factory=list)
 
     @property
-    def incidents(self) -> list[dict[str, Any]]:
+    def incidents(self) -> list[Incident]:
         """The last state of every incident, in the order they opened."""
-        last: dict[str, dict[str, Any]] = {}
+        last: dict[str, Incident] = {}
         for e in self.events:
             if isinstance(e, IncidentEvent):
-                last[e.incident["id"]] = e.incident
+                last[e.incident.id] = e.incident
         return list(last.values())
 
     @property
@@ -91,33 +92,9 @@ class Replay:
             for (node, metric), a in first.items()
         ]
 
-    def first_at_sev(self, sev: int) -> float | None:
-        """Event time at which an incident first reached ``sev`` or worse."""
-        return next(
-            (
-                e.at
-                for e in self.events
-                if isinstance(e, IncidentEvent)
-                and e.kind in ("opened", "escalated")
-                and e.incident["sev"] <= sev
-            ),
-            None,
-        )
-
     def mttd(self) -> dict[str, float | None]:
-        truth = self.scenario.truth
-        incidents = self.incidents
-        opened = incidents[0]["opened_at"] if incidents else None
-        at_sev = self.first_at_sev(truth.sev) if truth.sev else None
-
-        def since(t: float | None, origin: float | None) -> float | None:
-            return None if t is None or origin is None else round(t - origin, 3)
-
-        return {
-            "from_fault_s": since(opened, truth.fault_start),
-            "from_impact_s": since(opened, truth.impact_start),
-            "to_expected_sev_from_impact_s": since(at_sev, truth.impact_start),
-        }
+        """Time to detect, as :mod:`bench.detection` defines it for every report."""
+        return detection.mttd(self.incidents, self.events, self.scenario.truth)
 
     def to_dict(self, topology: Topology) -> dict[str, Any]:
         truth = self.scenario.truth
@@ -125,7 +102,7 @@ class Replay:
             "scenario": self.scenario.name,
             "seed": self.seed,
             "truth": truth.to_dict(),
-            "incidents": self.incidents,
+            "incidents": [i.to_dict() for i in self.incidents],
             "warnings": [
                 {
                     "at": w.at,

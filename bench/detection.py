@@ -1,0 +1,60 @@
+"""When a fault counts as detected: the one definition ``replay`` and ``bench`` share.
+
+A fault is detected by the first incident opened at or after its fault start:
+an incident opened before it cannot be about it, and is a false page. A
+scenario without a fault start counts every incident. MTTD is measured from
+the fault start and from the start of user-visible impact, in event time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from models.incident import Change, Incident, IncidentEvent
+from models.pipeline import Event
+from producers.scenario import Truth
+
+
+def since(t: float | None, origin: float | None) -> float | None:
+    """Seconds from ``origin`` to ``t`` (None when either is unknown)."""
+    return None if t is None or origin is None else round(t - origin, 3)
+
+
+def after_fault(at: float, truth: Truth) -> bool:
+    """Whether a page or warning raised at ``at`` may be about the truth's fault."""
+    return truth.fault_start is None or at >= truth.fault_start
+
+
+def first_page(incidents: Iterable[Incident], truth: Truth) -> Incident | None:
+    """The incident that detected the fault, or None."""
+    return next((i for i in incidents if after_fault(i.opened_at, truth)), None)
+
+
+def first_at_sev(events: Iterable[Event], truth: Truth, sev: int) -> float | None:
+    """Event time at which an incident that counts first reached ``sev`` or worse."""
+    return next(
+        (
+            e.at
+            for e in events
+            if isinstance(e, IncidentEvent)
+            and e.kind in (Change.OPENED, Change.ESCALATED)
+            and e.incident.sev <= sev
+            and after_fault(e.incident.opened_at, truth)
+        ),
+        None,
+    )
+
+
+def mttd(
+    incidents: Sequence[Incident], events: Iterable[Event], truth: Truth
+) -> dict[str, float | None]:
+    """Time to detect from fault start and from impact start, and time from
+    impact start until an incident reached the SEV the truth expects."""
+    page = first_page(incidents, truth)
+    opened = page.opened_at if page is not None else None
+    at_sev = first_at_sev(events, truth, truth.sev) if truth.sev else None
+    return {
+        "from_fault_s": since(opened, truth.fault_start),
+        "from_impact_s": since(opened, truth.impact_start),
+        "to_expected_sev_from_impact_s": since(at_sev, truth.impact_start),
+    }
