@@ -88,3 +88,39 @@ def test_unknown_scenario_is_a_clear_error(cli):
     result = cli("replay", "no-such-thing")
     assert result.exit_code != 0
     assert "music-errors" in result.output
+
+
+def test_nab_is_a_benchmark_among_the_others(cli):
+    assert cli("nab", "--help").exit_code == 2  # no longer a top-level command
+    result = cli("bench", "nab", "--help")
+    assert result.exit_code == 0, result.output
+    assert "NAB" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (
+            ("bench", "--scenarios", "nope", "--seeds", "1"),
+            "error: unknown scenarios: nope",
+        ),
+        (
+            ("bench", "nab", "--data", "/no/such/folder", "--labels", "/no/such/file.json"),
+            "error: cannot read the NAB corpus: [Errno 2] No such file or directory: "
+            "'/no/such/file.json'",
+        ),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(cli, args, line):
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == line
+    assert "Traceback" not in result.output
+
+
+def test_a_setting_that_does_not_parse_is_named(cli, monkeypatch):
+    monkeypatch.setenv("FORESHOCK_PARTITIONS", "many")
+    result = cli("scenarios")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: FORESHOCK_PARTITIONS: ")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,57 @@
+"""The one command-line entry point: ``foreshock``.
+
+The commands live in a module each (``replay``, ``kafka``, ``bench``), what
+they print in ``render``, the checks that stop them early in ``checks``.
+Settings are read once per invocation, here, and reach every command through
+its context.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from foreshock.cli import bench, kafka, replay
+from foreshock.cli.common import fail
+from foreshock.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="log what the engines do")
+    ] = False,
+) -> None:
+    """Foreshock: names an outage while it is still a foreshock.
+
+    Replays telemetry through online anomaly models, correlates anomalies over
+    the service dependency graph, and reports incidents with SEV, probable root
+    cause, blast radius, business impact and MTTD.
+    """
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        fail("; ".join(_setting_error(e) for e in exc.errors()))
+    ctx.obj = settings
+    level = logging.INFO if verbose else settings.log_level
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _setting_error(error: object) -> str:
+    """One refused environment variable, named as the user set it."""
+    assert isinstance(error, dict)
+    name = "FORESHOCK_" + "_".join(str(part) for part in error["loc"]).upper()
+    return f"{name}: {error['msg']}"
+
+
+app.command()(replay.scenarios)
+app.command("replay")(replay.replay_command)
+app.command()(kafka.produce)
+app.command()(kafka.worker)
+app.add_typer(bench.app, name="bench")

@@ -1,0 +1,201 @@
+"""``foreshock bench``: the scenario benchmark, and its subcommands ``kafka``,
+``soak`` and ``nab``. Figures and ratios, never pass/fail."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from aiokafka.errors import KafkaError
+
+from foreshock.cli.checks import reach_broker
+from foreshock.cli.common import (
+    Json,
+    KeepTopics,
+    Seed,
+    Workdir,
+    console,
+    errors,
+    fail,
+    find_scenario,
+    settings_of,
+)
+from foreshock.cli.render import kafka_table, nab_table, progress_bar, soak_row, soak_trends_table
+from foreshock.settings import Settings
+
+app = typer.Typer(help="Benchmarks: figures and ratios, never pass/fail.")
+
+
+@app.callback(invoke_without_command=True)
+def run(
+    ctx: typer.Context,
+    scenarios: Annotated[
+        list[str] | None, typer.Option("--scenarios", help="scenario names (default: all)")
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="seeds 1..N of each scenario")] = 5,
+    jobs: Annotated[int, typer.Option(help="parallel processes (default: one per core)")] = 0,
+    out: Annotated[Path, typer.Option(help="report.json, report.md and plots")] = Path("out/bench"),
+) -> None:
+    """MTTD benchmark: scenarios × seeds on the embedded engine, scored against their truth."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from bench.report import render_tables
+    from bench.scenarios import choose, run_bench
+
+    try:
+        choose(scenarios)
+    except KeyError as exc:
+        fail(str(exc.args[0]))
+    with progress_bar(console) as progress:
+        report = run_bench(scenarios, seeds, jobs, out, progress)
+    for renderable in render_tables(report):
+        console.print(renderable)
+    console.print(f"[dim]report.json, report.md and plots in {out}/[/dim]")
+
+
+@app.command()
+def kafka(
+    ctx: typer.Context,
+    scenario: Annotated[str, typer.Option(help="scenario to publish")] = "reference-2022-10-04",
+    seed: Seed = 1,
+    lag_speed: Annotated[
+        float, typer.Option(help="pace of the lag run, × real time (below capacity)")
+    ] = 50.0,
+    lag_seconds: Annotated[float, typer.Option(help="wall seconds of the lag run")] = 60.0,
+    workdir: Workdir = Path("out/bench-kafka"),
+    json: Json = False,
+    keep_topics: KeepTopics = False,
+) -> None:
+    """One worker on the broker (FORESHOCK_KAFKA_BOOTSTRAP): samples/s end to end,
+    against a bare aiokafka consumer and a do-nothing Faust agent reading the same
+    messages, and ingest-to-emission lag."""
+    from bench.kafka import isolated, lag, throughput
+
+    settings = settings_of(ctx)
+    sc = find_scenario(settings, scenario)
+    reach_broker(settings)
+    sim_args = (settings.load_topology(), settings.load_business(), seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    runs = [isolated(settings), isolated(settings)]  # throughput, lag
+    try:
+        with console.status("throughput: publishing, bare consumer, one worker…"):
+            result = throughput(runs[0], sc, sim_args, workdir)
+        with console.status(f"lag: publishing at ×{lag_speed:g} for {lag_seconds:g} s…"):
+            result |= lag(runs[1], sc, sim_args, workdir, lag_speed, lag_seconds)
+    finally:
+        _clean_up(runs, keep_topics, json)
+    if json:
+        typer.echo(orjson.dumps(result).decode())
+        return
+    console.print(kafka_table(result, f"bench kafka: {sc.name}, seed {seed}", lag_speed))
+
+
+@app.command()
+def soak(
+    ctx: typer.Context,
+    minutes: Annotated[float, typer.Option(help="length of the run")] = 20.0,
+    rate: Annotated[float, typer.Option(help="samples/s published, steady")] = 20_000.0,
+    scenario: Annotated[str, typer.Option(help="scenario to publish")] = "baseline-24h",
+    seed: Seed = 1,
+    every: Annotated[float, typer.Option(help="seconds between rows")] = 60.0,
+    workdir: Annotated[Path, typer.Option(help="where the worker's log goes")] = Path(
+        "out/bench-soak"
+    ),
+    json: Json = False,
+    keep_topics: KeepTopics = False,
+) -> None:
+    """One worker under a steady rate into the local broker: consumer lag and the
+    worker's resident memory every minute, and the trend of each."""
+    from bench.kafka import isolated
+    from bench.soak import Row, loopback_only
+    from bench.soak import soak as run_soak
+
+    settings = settings_of(ctx)
+    sc = find_scenario(settings, scenario)
+    try:
+        loopback_only(settings.kafka_bootstrap)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    reach_broker(settings)
+    sim_args = (settings.load_topology(), settings.load_business(), seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def show(row: Row) -> None:
+        if not json:
+            console.print(soak_row(row))
+
+    run = isolated(settings, f"soak{int(time.time())}")
+    try:
+        result = run_soak(run, sc, sim_args, workdir, minutes, rate, show, every)
+    except ValueError as exc:  # a remote broker, or a run longer than the scenario
+        raise typer.BadParameter(str(exc)) from exc
+    finally:
+        _clean_up([run], keep_topics, json)
+    if json:
+        typer.echo(orjson.dumps(result).decode())
+        return
+    console.print(soak_trends_table(result))
+
+
+@app.command()
+def nab(
+    data: Annotated[Path, typer.Option(help="a NAB data folder (<folder>/<series>.csv)")],
+    labels: Annotated[Path, typer.Option(help="NAB's combined_windows.json")],
+    out: Annotated[Path, typer.Option(help="results folder, in NAB's layout")] = Path("out/nab"),
+    json: Json = False,
+) -> None:
+    """Score Foreshock's per-series detector on a NAB corpus (NAB's rules and profiles)."""
+    from bench import nab as nabench
+
+    try:
+        corpus = nabench.load_corpus(data, labels)
+    except (OSError, ValueError) as exc:  # a missing file, or one not in NAB's format
+        fail(f"cannot read the NAB corpus: {exc}")
+    result = nabench.run(corpus, nabench.SurpriseScorer)
+    nabench.write_results(out, corpus, result.scores)
+    scores = nabench.score_corpus(corpus, result.scores)
+    summary: dict[str, float | int] = {name: round(r.score, 2) for name, r in scores.items()}
+    summary |= {"points": result.points, "points_per_s": round(result.points_per_second)}
+    river = nabench.score_corpus(corpus, nabench.run(corpus, nabench.RiverBaseline).scores)
+    summary |= {f"river_sad_{name}": round(r.score, 2) for name, r in river.items()}
+    if json:
+        typer.echo(orjson.dumps(summary).decode())
+        return
+    console.print(nab_table(scores, river, len(corpus)))
+    console.print(
+        f"{result.points:,} points at {result.points_per_second:,.0f} points/s; "
+        f"results in {out}/foreshock/"
+    )
+
+
+def _clean_up(runs: list[Settings], keep: bool, json: bool) -> None:
+    """Delete the topics and consumer groups of a benchmark's isolated runs, so
+    that a shared cluster does not collect them. Under --json the line goes to
+    stderr: stdout holds the JSON object alone."""
+    from bench.kafka import remove_isolated
+
+    say = errors if json else console
+    names = ", ".join(s.app_id for s in runs)
+    if keep:
+        say.print(f"kept the topics and consumer groups of {names}", soft_wrap=True)
+        return
+    try:
+        removed = asyncio.run(remove_isolated(runs[0].kafka_client_options(), runs))
+    except (KafkaError, OSError) as exc:  # never hide why the run itself ended
+        errors.print(
+            f"[bold red]error:[/] could not delete the topics of {names}: {exc!r}", soft_wrap=True
+        )
+        return
+    topics, groups = _many(removed.topics, "topic"), _many(removed.groups, "consumer group")
+    line = f"deleted {topics} and {groups} of {names}"
+    if removed.failed:
+        line += "; not deleted: " + ", ".join(f"{n} ({e})" for n, e in removed.failed.items())
+    say.print(line, soft_wrap=True)
+
+
+def _many(items: list[str], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"

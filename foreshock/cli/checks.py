@@ -1,0 +1,51 @@
+"""Pre-flight checks: each stops the command with one line and exit code 2
+when what it needs is not there, before anything starts half-way."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+
+from foreshock.cli.common import fail
+from foreshock.settings import Settings
+from producers.kafka import BrokerAccessError, check_broker
+
+
+def reach_broker(settings: Settings) -> None:
+    """Stop here, with the cause, when the broker cannot be used: a wrong
+    password must not look like a hang or a traceback."""
+    try:
+        asyncio.run(check_broker(settings.kafka_client_options()))
+    except BrokerAccessError as exc:
+        fail(str(exc))
+
+
+def web_port_free(settings: Settings) -> None:
+    """Stop here when the worker's web server cannot bind: Faust would find
+    out only after joining the group, and end with a traceback."""
+    if not settings.web_enabled:
+        return
+    host, port = settings.web_host, settings.web_port
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            with socket.socket(family, kind, proto) as probe:
+                # As the web server binds: a port left in TIME_WAIT is free.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            why = f"port {port} on {host} is taken: set FORESHOCK_WEB_PORT to a free port"
+        else:
+            why = f"cannot serve on {host}:{port} ({exc.strerror or exc}): set FORESHOCK_WEB_HOST"
+        fail(f"{why}, or FORESHOCK_WEB_ENABLED=false")
+
+
+def maintenance_readable(settings: Settings) -> None:
+    """Stop here on a maintenance calendar the worker could not use."""
+    try:
+        settings.load_maintenance(settings.load_topology())
+    except (OSError, ValueError) as exc:
+        fail(f"FORESHOCK_MAINTENANCE: {exc}")

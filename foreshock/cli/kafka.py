@@ -1,0 +1,86 @@
+"""``foreshock produce`` and ``foreshock worker``: telemetry onto the broker,
+and a Faust worker that reads it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import faust
+import orjson
+import typer
+from aiokafka.errors import KafkaError
+
+from foreshock.cli.checks import maintenance_readable, reach_broker, web_port_free
+from foreshock.cli.common import (
+    Json,
+    Pace,
+    ScenarioName,
+    Seed,
+    Speed,
+    console,
+    fail,
+    find_scenario,
+    settings_of,
+)
+from producers.kafka import TELEMETRY_TOPICS, ensure_topics, publish
+from producers.sources import Simulator
+
+
+def produce(
+    ctx: typer.Context,
+    scenario: ScenarioName,
+    seed: Seed = 1,
+    speed: Pace = Speed.max,
+    json: Json = False,
+) -> None:
+    """Publish a scenario's telemetry to Kafka (FORESHOCK_KAFKA_BOOTSTRAP)."""
+    settings = settings_of(ctx)
+    sc = find_scenario(settings, scenario)
+    topology, business = settings.load_topology(), settings.load_business()
+    sim = Simulator(sc, topology, business, seed=seed)
+    client = settings.kafka_client_options()
+    topics = {family: settings.topic(t) for family, t in TELEMETRY_TOPICS.items()}
+    reach_broker(settings)
+    if not json:
+        console.print(
+            f"publishing [bold]{sc.name}[/] (seed {seed}, {sim.series_count} series) "
+            f"to {settings.kafka_bootstrap} at speed {speed.value}"
+        )
+    try:
+        asyncio.run(ensure_topics(client, dict.fromkeys(topics.values(), settings.partitions)))
+        stats = asyncio.run(publish(sim.messages(), client, topics, speed.factor))
+    except KafkaError as exc:
+        fail(f"Kafka refused or lost the telemetry: {exc!r}", code=1)
+    summary = {
+        "scenario": sc.name,
+        "seed": seed,
+        "messages": stats.messages,
+        "samples": stats.samples,
+        "bytes": stats.bytes,
+        "wall_s": round(stats.wall_s, 3),
+        "samples_per_s": round(stats.samples_per_s),
+    }
+    if json:
+        typer.echo(orjson.dumps(summary).decode())
+    else:
+        console.print(
+            f"{stats.messages:,} messages, {stats.samples:,} samples in {stats.wall_s:.1f} s "
+            f"({stats.samples_per_s:,.0f} samples/s)"
+        )
+
+
+def worker(
+    ctx: typer.Context,
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="worker log level")] = "info",
+) -> None:
+    """Start a Faust worker: run more of them to share the partitions."""
+    checked = settings_of(ctx)
+    web_port_free(checked)
+    maintenance_readable(checked)
+    from streams.app import TOPICS, settings  # the app reads its settings on import
+    from streams.app import app as faust_app
+
+    reach_broker(settings)
+    asyncio.run(ensure_topics(settings.kafka_client_options(), TOPICS))
+    faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()

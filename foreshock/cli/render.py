@@ -1,0 +1,266 @@
+"""What the commands print: the live timeline of a replay and the tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, RenderableType
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from models.detect import Anomaly
+from models.gaps import TelemetryGap
+from models.incident import Change, Incident, IncidentEvent
+from models.pipeline import Event, LatePoints
+from models.topology import Topology
+from models.trend import CreepWarning, ExhaustionWarning
+from producers.scenario import Scenario, Truth
+from streams.sinks import Sink
+
+if TYPE_CHECKING:  # the benchmarks load only when run
+    from bench.nab import ProfileResult
+    from bench.replay import Replay
+    from bench.scenarios import Progress as BenchProgress
+    from bench.soak import Row
+
+
+def clock(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S")
+
+
+def offset(t: float, origin: float | None) -> str:
+    """``t`` as T±…, relative to ``origin`` (the fault start)."""
+    if origin is None:
+        return ""
+    d = round(t - origin)
+    sign = "+" if d >= 0 else "-"
+    m, s = divmod(abs(d), 60)
+    h, m = divmod(m, 60)
+    return f"T{sign}{h}h{m:02d}m{s:02d}s" if h else f"T{sign}{m}m{s:02d}s"
+
+
+_CHANGE_STYLE = {
+    Change.OPENED: "bold red",
+    Change.ESCALATED: "red",
+    Change.RESOLVED: "bold green",
+    Change.RECOVERING: "green",
+}
+
+
+class Timeline(Sink):
+    """Prints the story as it unfolds: the first anomaly of each component and
+    metric, the first warning of each component, and every incident change."""
+
+    def __init__(self, console: Console, topology: Topology, origin: float | None) -> None:
+        self.console = console
+        self.topology = topology
+        self.origin = origin
+        self._seen: set[tuple[str, str]] = set()
+
+    def _row(self, at: float, kind: str, text: str, style: str = "") -> None:
+        self.console.print(
+            f"{clock(at)} [dim]{offset(at, self.origin):>12}[/dim]  "
+            f"[{style or 'default'}]{kind:<12}[/] {text}",
+            soft_wrap=True,
+        )
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, IncidentEvent):
+            self._row(event.at, event.kind, event.text, _CHANGE_STYLE.get(event.kind, "cyan"))
+        elif isinstance(event, LatePoints):
+            self._row(event.at, "late", f"{event.points} late points from {event.entity}", "dim")
+        elif (news := _news(event)) is not None:
+            entity, what, at, label, text, style = news
+            node = self.topology.node_of[entity]
+            if (node, what) not in self._seen:  # once per component and signal
+                self._seen.add((node, what))
+                self._row(at, label, f"{node}: {text}", style)
+
+
+def _news(event: Event) -> tuple[str, str, float, str, str, str] | None:
+    """(entity, what, at, label, text, style) of an event the timeline shows
+    the first time a component shows it; None for the others."""
+    if isinstance(event, Anomaly) and event.ended_at is None:
+        text = (
+            f"{event.metric} {event.direction} on {event.entity} "
+            f"({event.value:.4g} vs baseline {event.baseline:.4g})"
+        )
+        return event.entity, event.metric, event.at, "anomaly", text, "yellow"
+    if isinstance(event, ExhaustionWarning) and event.cleared_at is None:
+        text = (
+            f"{event.metric} on {event.entity} at {event.value:.1%}, "
+            f"+{event.slope_per_min:.2%}/min, exhausted at ~{clock(event.eta)} "
+            f"(in {(event.eta - event.at) / 60:.0f} min)"
+        )
+        return event.entity, "exhaustion", event.at, "warning", text, "magenta"
+    if isinstance(event, CreepWarning) and event.ended_at is None:
+        text = (
+            f"{event.metric} drifting {event.direction} on {event.entity} "
+            f"since {clock(event.onset)} ({event.value:.4g} vs {event.baseline:.4g})"
+        )
+        return event.entity, "creep", event.at, "creep", text, "magenta"
+    if isinstance(event, TelemetryGap):
+        if event.ended_at is not None:
+            return event.entity, "gap ended", event.ended_at, "gap ended", "reports again", "dim"
+        text = f"silent since {clock(event.start)}, health unknown"
+        return event.entity, "gap", event.at, "gap", text, "bold magenta"
+    return None
+
+
+def incident_table(inc: Incident, truth: Truth) -> Table:
+    impact = inc.impact
+    table = Table(title=f"Incident {inc.id}", show_header=False, title_justify="left")
+    table.add_row("SEV", f"SEV-{inc.sev}: " + "; ".join(inc.sev_reasons))
+    table.add_row("probable root cause", str(inc.root_cause))
+    table.add_row("blast radius", ", ".join(inc.blast_radius))
+    after = (
+        f" ({inc.opened_at - truth.impact_start:.0f} s after user-visible impact)"
+        if truth.impact_start
+        else ""
+    )
+    table.add_row("opened", clock(inc.opened_at) + after)
+    mttr = inc.mttr_s
+    table.add_row(
+        "resolved",
+        "still open"
+        if inc.resolved_at is None or mttr is None
+        else f"{clock(inc.resolved_at)} (MTTR {mttr / 60:.0f} min)",
+    )
+    table.add_row(
+        "users affected",
+        f"{impact.peak_users_affected:,.0f} at the worst "
+        f"({impact.peak_share:.0%} of users), {impact.users_affected:,.0f} now",
+    )
+    table.add_row(
+        "revenue lost",
+        f"${impact.revenue_usd_total:,.0f} in total, ${impact.revenue_usd_per_min:,.0f}/min now",
+    )
+    table.add_row("SLA credits", f"${impact.sla_credits_usd:,.0f}")
+    return table
+
+
+def replay_summary(result: Replay) -> list[RenderableType]:
+    """After a replay: each incident, the detection times, and the run's figures."""
+    truth = result.scenario.truth
+    out: list[RenderableType] = [incident_table(inc, truth) for inc in result.incidents]
+    if not out:
+        out.append("\n[bold green]No incident.[/]")
+    mttd = result.mttd()
+    if truth.fault_start is not None:
+        rows = Table(title="Detection", show_header=False, title_justify="left")
+        for key, label in (
+            ("from_fault_s", "MTTD from fault start"),
+            ("from_impact_s", "MTTD from user-visible impact"),
+            ("to_expected_sev_from_impact_s", f"SEV-{truth.sev} reached after impact"),
+        ):
+            value = mttd[key]
+            rows.add_row(label, "not detected" if value is None else f"{value:.0f} s")
+        if result.warnings:
+            first = min(w.at for w in result.warnings)
+            rows.add_row(
+                "first exhaustion warning", f"{clock(first)} ({offset(first, truth.fault_start)})"
+            )
+        out.append(rows)
+    s = result.stats
+    out.append(
+        f"[dim]{s.samples:,} samples, {s.series} series, {s.messages:,} messages in "
+        f"{s.wall_s:.1f} s ({s.samples_per_s:,.0f} samples/s)"
+        + (f"; rejected {dict(s.rejected)}" if s.rejected else "")
+        + "[/dim]"
+    )
+    return out
+
+
+def scenarios_table(scenarios: Mapping[str, Scenario]) -> Table:
+    table = Table("name", "span (UTC)", "root cause", "SEV", "description")
+    for sc in scenarios.values():
+        begins = datetime.fromtimestamp(sc.start, UTC)
+        span = f"{begins:%Y-%m-%d %H:%M} +{(sc.end - sc.start) / 3600:.1f} h"
+        t = sc.truth
+        table.add_row(
+            sc.name, span, t.root_cause or "-", f"SEV-{t.sev}" if t.sev else "-", sc.description
+        )
+    return table
+
+
+@contextmanager
+def progress_bar(console: Console) -> Iterator[BenchProgress]:
+    """A rich progress bar, as a ``progress`` callback for the scenario benchmark."""
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("replaying", total=None)
+
+        def advance(done: int, total: int, name: str, seed: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"{name} seed {seed}")
+
+        yield advance
+
+
+def kafka_table(result: Mapping[str, Any], title: str, lag_speed: float) -> Table:
+    """``bench kafka``: throughput against its baselines, and lag."""
+    table = Table("figure", "value", title=title)
+    table.add_row("samples", f"{result['samples']:,} in {result['messages']:,} messages")
+    table.add_row("one worker, end to end", f"{result['samples_per_s']:,} samples/s")
+    table.add_row("bare aiokafka consumer", f"{result['bare_consumer_samples_per_s']:,} samples/s")
+    table.add_row("ratio worker / bare consumer", f"{result['ratio']:.3f}")
+    table.add_row(
+        "Faust agent doing nothing", f"{result['passthrough_agent_samples_per_s']:,} samples/s"
+    )
+    table.add_row("ratio worker / that agent", f"{result['ratio_to_passthrough_agent']:.3f}")
+    table.add_row(
+        "same models, same bytes, no Kafka", f"{result['embedded_samples_per_s']:,} samples/s"
+    )
+    table.add_row(
+        "ratio of those / bare consumer", f"{result['ratio_embedded_to_bare_consumer']:.3f}"
+    )
+    table.add_row(
+        f"lag at ×{lag_speed:g} ({result['lag_samples_per_s']:,} samples/s)",
+        f"p50 {result['lag_p50_ms']:,.0f} ms, p99 {result['lag_p99_ms']:,.0f} ms "
+        f"over {result['lag_windows']:,} windows",
+    )
+    return table
+
+
+def soak_trends_table(result: Mapping[str, Any]) -> Table:
+    """``bench soak``: first, last and slope of each figure."""
+    table = Table("figure", "first", "last", "slope per minute", title="bench soak: trends")
+    for key, label in (
+        ("lag_messages", "lag, messages"),
+        ("lag_p50_s", "lag p50, s"),
+        ("rss_mb", "worker RSS, MB"),
+    ):
+        t = result["trend"][key]
+        table.add_row(label, *(str(t[k]) for k in ("first", "last", "slope_per_min")))
+    return table
+
+
+def soak_row(row: Row) -> str:
+    """``bench soak``: one minute of the run."""
+    lag_s = (
+        "-" if row.lag_p50_s is None else f"p50 {row.lag_p50_s:.2f} s, max {row.lag_max_s:.2f} s"
+    )
+    return (
+        f"minute {row.minute:>3}  {row.samples_per_s:>9,.0f} samples/s  "
+        f"lag {row.lag_messages:>7,} messages, {lag_s} over {row.windows:,} windows  "
+        f"RSS {row.rss_mb:,.1f} MB"
+    )
+
+
+def nab_table(
+    scores: Mapping[str, ProfileResult], river: Mapping[str, ProfileResult], series: int
+) -> Table:
+    """``bench nab``: the score of each profile, beside River's default detector's."""
+    table = Table(
+        "profile", "score", "threshold", "River SAD (defaults)", title=f"NAB: {series} series"
+    )
+    for name, r in scores.items():
+        table.add_row(name, f"{r.score:.1f}", f"{r.threshold:.4f}", f"{river[name].score:.1f}")
+    return table
