@@ -1,1 +1,3 @@
-"""Benchmarks: detection latency on scenarios and NAB, throughput on Kafka."""
+"""Benchmarks, above the engines: scenarios replayed and scored against their
+truth (``replay``, ``detection``, ``score``, ``scenarios``), NAB, throughput
+and soak on Kafka."""

@@ -184,7 +184,7 @@ def _clean_up(runs: list[Settings], keep: bool, json: bool) -> None:
         say.print(f"kept the topics and consumer groups of {names}", soft_wrap=True)
         return
     try:
-        removed = asyncio.run(remove_isolated(runs[0].kafka_client_options(), runs))
+        removed = asyncio.run(remove_isolated(runs))
     except (KafkaError, OSError) as exc:  # never hide why the run itself ended
         errors.print(
             f"[bold red]error:[/] could not delete the topics of {names}: {exc!r}", soft_wrap=True

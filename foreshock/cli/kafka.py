@@ -23,7 +23,7 @@ from foreshock.cli.common import (
     find_scenario,
     settings_of,
 )
-from producers.kafka import TELEMETRY_TOPICS, ensure_topics, publish
+from producers.kafka import ensure_topics, publish
 from producers.sources import Simulator
 
 
@@ -39,8 +39,6 @@ def produce(
     sc = find_scenario(settings, scenario)
     topology, business = settings.load_topology(), settings.load_business()
     sim = Simulator(sc, topology, business, seed=seed)
-    client = settings.kafka_client_options()
-    topics = {family: settings.topic(t) for family, t in TELEMETRY_TOPICS.items()}
     reach_broker(settings)
     if not json:
         console.print(
@@ -48,8 +46,7 @@ def produce(
             f"to {settings.kafka_bootstrap} at speed {speed.value}"
         )
     try:
-        asyncio.run(ensure_topics(client, dict.fromkeys(topics.values(), settings.partitions)))
-        stats = asyncio.run(publish(sim.messages(), client, topics, speed.factor))
+        stats = asyncio.run(publish(settings, sim.messages(), speed.factor))
     except KafkaError as exc:
         fail(f"Kafka refused or lost the telemetry: {exc!r}", code=1)
     summary = {
