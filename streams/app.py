@@ -57,7 +57,8 @@ MAINTENANCE_RELOAD_S = 15.0  # how often the maintenance calendar is re-read
 
 class ModelInputs:
     """What the models run with: topology, business and configuration, read
-    from the settings once first needed; the maintenance calendar in the
+    from the settings once first needed (at the latest when the worker is
+    given its partitions, ``load``); the maintenance calendar in the
     configuration is re-read while the worker runs (``reload``)."""
 
     def __init__(self, settings: Settings) -> None:
@@ -75,9 +76,14 @@ class ModelInputs:
     def config(self) -> PipelineConfig:
         return PipelineConfig(maintenance=self.settings.load_maintenance(self.topology))
 
+    def load(self) -> None:
+        """Read them all now, if not read yet."""
+        _ = self.topology, self.business, self.config
+
     def reload(self) -> bool:
         """Re-read the maintenance calendar; whether it changed. A calendar
         that cannot be read leaves the last one in force."""
+        self.load()  # the calendar in force, if none was read yet
         try:
             calendar = self.settings.load_maintenance(self.topology)
         except (OSError, ValueError) as exc:
@@ -177,6 +183,7 @@ def _owned() -> set[str]:
 
 @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust types a sync signature
 async def _keep_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    given.load()  # before the first message, and before the calendar is first re-read
     owned = _owned()
     detectors.keep_only(owned)
     correlators.keep_only(owned)
