@@ -30,7 +30,7 @@ from bench.replay import replay
 from bench.report import render_markdown
 from bench.score import evaluate, summarize
 from bench.signals import SignalTap, key_signals
-from foreshock.settings import Settings
+from infra.settings import Settings
 from models.impact import Business
 from models.topology import Topology
 from producers.scenario import Scenario, load_scenarios

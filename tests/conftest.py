@@ -9,7 +9,7 @@ from functools import cache
 import pytest
 
 from bench.replay import Replay, replay
-from foreshock.settings import Settings
+from infra.settings import Settings
 from models.impact import Business
 from models.topology import Topology
 from producers.scenario import Scenario, load_scenarios

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from foreshock.cli import bench, kafka, replay
 from foreshock.cli.common import fail
-from foreshock.settings import Settings
+from infra.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 

@@ -25,7 +25,7 @@ from foreshock.cli.common import (
     settings_of,
 )
 from foreshock.cli.render import kafka_table, nab_table, progress_bar, soak_row, soak_trends_table
-from foreshock.settings import Settings
+from infra.settings import Settings
 
 app = typer.Typer(help="Benchmarks: figures and ratios, never pass/fail.")
 

@@ -8,15 +8,15 @@ import errno
 import socket
 
 from foreshock.cli.common import fail
-from foreshock.settings import Settings
-from producers.kafka import BrokerAccessError, check_broker
+from infra.kafka import BrokerAccessError, check_broker
+from infra.settings import Settings
 
 
 def reach_broker(settings: Settings) -> None:
     """Stop here, with the cause, when the broker cannot be used: a wrong
     password must not look like a hang or a traceback."""
     try:
-        asyncio.run(check_broker(settings.kafka_client_options()))
+        asyncio.run(check_broker(settings))
     except BrokerAccessError as exc:
         fail(str(exc))
 

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from foreshock.settings import Settings
+from infra.settings import Settings
 from producers.scenario import Scenario, load_scenarios
 
 console = Console(highlight=False, width=max(120, Console().width))

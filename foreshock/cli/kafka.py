@@ -23,7 +23,8 @@ from foreshock.cli.common import (
     find_scenario,
     settings_of,
 )
-from producers.kafka import ensure_topics, publish
+from infra.kafka import ensure_topics
+from producers.kafka import publish
 from producers.sources import Simulator
 
 
@@ -79,5 +80,5 @@ def worker(
     from streams.app import app as faust_app
 
     reach_broker(settings)
-    asyncio.run(ensure_topics(settings.kafka_client_options(), TOPICS))
+    asyncio.run(ensure_topics(settings, TOPICS))
     faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
