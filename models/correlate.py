@@ -1,42 +1,57 @@
-"""Lay concurrent anomalies onto the dependency graph: the probable root cause
-is the anomalous component that explains the most of the others and has no
-anomalous dependency of its own; its anomalous dependents are the blast radius.
+"""Correlation: the window reports of every source become incidents.
+
+The rules, in the order ``CorrelateStage`` applies them each window:
+
+- **Users hurt** (:func:`user_impact`): the share of users failing each
+  journey, from the losses detection measured on user-facing series. Users
+  are hurt (the stage pages) when several user-facing series agree, or one
+  persists.
+- **Corroboration** (:func:`corroborated`): a component's evidence counts
+  only if it speaks for the component, not for one of its instances.
+- **Root cause** (:func:`rank_root_causes`): anomalies laid onto the
+  dependency graph; the probable root cause is the anomalous component that
+  explains the most of the others and has no anomalous dependency of its own.
+- **Blast radius** (:func:`blast_radius`): its anomalous dependents.
+
+A telemetry gap is kept apart from the evidence: it is never an outage by
+itself. Announced maintenance (``config.maintenance``) is honoured:
+announced components do not page and are not named root cause while their
+window runs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
+from models.config import PipelineConfig
+from models.evidence import Evidence, EvidenceKind, Suspect
+from models.impact import Business, ImpactMeter
+from models.incident import IncidentEvent, IncidentTracker
+from models.maintenance import under_maintenance
+from models.report import Note, WindowReport
+from models.severity import UserImpact
+from models.snapshot import (
+    Snapshotted,
+    as_dict,
+    as_finite,
+    as_float,
+    as_int,
+    as_list,
+    dict_of,
+    load,
+    rebuild,
+)
 from models.topology import Topology
+from models.window import SeriesKey
 
 # Components that can fail; journeys and observers only witness failures.
 CAUSES = frozenset({"service", "datastore", "edge"})
 
 
-@dataclass(frozen=True, slots=True)
-class Suspect:
-    node: str
-    onset: float
-    explains: tuple[str, ...]  # anomalous components downstream of it
-    evidence: tuple[str, ...]  # "entity:metric" of its anomalous series and warnings
-
-    def to_state(self) -> list[Any]:
-        return [self.node, self.onset, list(self.explains), list(self.evidence)]
-
-    @classmethod
-    def from_state(cls, state: list[Any]) -> Suspect:
-        """
-        >>> s = Suspect("redis", 1.5, ("api",), ("redis/1:memory",))
-        >>> Suspect.from_state(s.to_state()) == s
-        True
-        """
-        node, onset, explains, evidence = state
-        return cls(str(node), float(onset), tuple(map(str, explains)), tuple(map(str, evidence)))
-
-
 def rank_root_causes(
-    topology: Topology, onsets: dict[str, float], evidence: dict[str, list[str]]
+    topology: Topology, onsets: dict[str, float], evidence: dict[str, list[Evidence]]
 ) -> list[Suspect]:
     """Rank anomalous components as probable root causes, best first.
 
@@ -52,7 +67,8 @@ def rank_root_causes(
         if any(dep in onsets for dep in topology.upstream[node]):
             continue
         explains = tuple(sorted(n for n in onsets if node in topology.upstream[n]))
-        suspects.append(Suspect(node, onset, explains, tuple(sorted(evidence.get(node, ())))))
+        shown = tuple(sorted(evidence.get(node, ()), key=str))
+        suspects.append(Suspect(node, onset, explains, shown))
     suspects.sort(key=lambda s: (-len(s.explains), s.onset, s.node))
     return suspects
 
@@ -60,3 +76,257 @@ def rank_root_causes(
 def blast_radius(topology: Topology, root: str, affected: set[str]) -> list[str]:
     """Components that went anomalous and depend on ``root``."""
     return sorted(n for n in affected if root in topology.upstream[n])
+
+
+def corroborated(topology: Topology, node: str, evidence: Iterable[Evidence]) -> bool:
+    """Whether a component's evidence speaks for the component, not for one
+    of its instances: its own aggregate series, a user-facing series, a
+    forecast, or several metrics of one instance."""
+    metrics: dict[str, set[str]] = defaultdict(set)
+    for ev in evidence:
+        if ev.entity == node or (ev.entity, ev.metric) in topology.journey_of:
+            return True
+        if ev.kind is EvidenceKind.EXHAUSTION:
+            return True
+        metrics[ev.entity].add(ev.metric)
+    return any(len(m) >= 2 for m in metrics.values())
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def user_impact(topology: Topology, losses: dict[SeriesKey, float]) -> UserImpact:
+    """Share of users failing each journey, overall and per region.
+
+    A journey fails for a user if any of its stages fails: in region r,
+    1 - (1 - global stages) × (1 - r's own stages). Journeys and regions
+    weigh equally.
+    """
+    ok: dict[str, dict[str | None, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for key, journey in topology.journey_of.items():
+        ok[journey][topology.region_of(key[0])].append(1 - losses.get(key, 0.0))
+    regions = topology.regions or ("global",)
+    journeys: dict[str, float] = {}
+    per_region: dict[str, float] = dict.fromkeys(regions, 0.0)
+    for journey, stages in ok.items():
+        everywhere = _mean(stages.get(None, [1.0]))
+        lost_in = {r: 1 - everywhere * _mean(stages.get(r, [1.0])) for r in regions}
+        journeys[journey] = _mean(list(lost_in.values()))
+        for r, lost in lost_in.items():
+            per_region[r] = max(per_region[r], lost)
+    return UserImpact(journeys, per_region, len(regions))
+
+
+class CorrelateStage(Snapshotted):
+    """Joins the window reports of every source and tracks incidents.
+
+    A window is correlated once every source still reporting has decided it,
+    so workers may run at different paces. A source that has gone quiet is
+    ``retire``d by its engine, so that the others are not held up.
+    """
+
+    def __init__(
+        self, topology: Topology, business: Business, config: PipelineConfig | None = None
+    ) -> None:
+        self.topology = topology
+        self.config = config or PipelineConfig()
+        self.tracker = IncidentTracker(
+            ImpactMeter(business),
+            resolve_after_s=self.config.resolve_after_s,
+            reopen_within_s=self.config.reopen_within_s,
+        )
+        self.progress: dict[str, float] = {}  # source -> start of its latest window
+        self.pending: dict[float, dict[str, WindowReport]] = {}  # window -> source -> report
+        self.correlated_until = float("-inf")  # start of the latest window correlated
+        self.stale_reports = 0  # late, or delivered again
+        # Active anomalies and warnings, grouped by component.
+        self._active: dict[str, dict[Evidence, float]] = defaultdict(dict)  # node -> onsets
+        # Components anomalous since the incident opened, with their first onset:
+        # the root cause is judged on the whole cascade, not on what is still red.
+        self._touched: dict[str, dict[Evidence, float]] = {}
+        self._hurting_windows = 0
+        self.gaps: dict[str, float] = {}  # entity -> start of its telemetry gap
+
+    @property
+    def blind(self) -> dict[str, float]:
+        """Components with an entity in a telemetry gap, and since when."""
+        out: dict[str, float] = {}
+        for entity, since in self.gaps.items():
+            node = self.topology.node_of[entity]
+            out[node] = min(since, out.get(node, since))
+        return out
+
+    def to_state(self) -> dict[str, Any]:
+        """Learned state as plain data, with the business it measures impact for.
+
+        Reports still waiting are left out: an engine that restores a snapshot
+        redelivers every report it has not seen correlated (the Faust app
+        acknowledges a report only then). Every source has decided at least
+        the windows correlated so far.
+        """
+        return {
+            "business": self.tracker.meter.business.to_state(),
+            "tracker": self.tracker.to_state(),
+            "progress": {s: min(p, self.correlated_until) for s, p in self.progress.items()},
+            "correlated_until": self.correlated_until,
+            "stale_reports": self.stale_reports,
+            "active": _by_node(self._active),
+            "touched": _by_node(self._touched),
+            "hurting_windows": self._hurting_windows,
+            "gaps": dict(self.gaps),
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: dict[str, Any],
+        topology: Topology,
+        config: PipelineConfig,
+        business: Business | None = None,
+    ) -> CorrelateStage:
+        """The stage holding ``state``, run with this topology and these
+        settings; with the business recorded in the state, unless given."""
+        if business is None:
+            business = Business.from_state(as_dict(state["business"]))
+        stage = cls(topology, business, config)
+        stage.tracker = IncidentTracker.from_state(
+            as_dict(state["tracker"]),
+            business,
+            resolve_after_s=config.resolve_after_s,
+            reopen_within_s=config.reopen_within_s,
+        )
+        stage.progress = dict_of(as_float, state["progress"])
+        stage.correlated_until = as_float(state["correlated_until"])
+        stage.stale_reports = as_int(state["stale_reports"])
+        stage._active = defaultdict(dict, _from_nodes(topology, state["active"]))
+        stage._touched = _from_nodes(topology, state["touched"])
+        stage._hurting_windows = as_int(state["hurting_windows"])
+        stage.gaps = dict_of(as_finite, state["gaps"])
+        return stage
+
+    @classmethod
+    def restore(
+        cls,
+        snapshot: bytes,
+        topology: Topology,
+        config: PipelineConfig,
+        business: Business | None = None,
+    ) -> CorrelateStage:
+        """The stage in a snapshot, or ``IncompatibleSnapshot`` saying why."""
+        state = load(snapshot, cls.__name__)
+        return rebuild(cls.__name__, lambda: cls.from_state(state, topology, config, business))
+
+    @property
+    def done(self) -> float:
+        """A report is done with once its window is correlated."""
+        return self.correlated_until
+
+    def add(self, report: WindowReport) -> list[IncidentEvent]:
+        """Take one report; correlate every window that all sources have decided.
+
+        A report for a window already correlated, or one seen before, changes
+        nothing: delivery may repeat after a restart.
+        """
+        # Even a stale report tells that its source is alive and how far it is.
+        self.progress[report.source] = max(
+            self.progress.get(report.source, report.start), report.start
+        )
+        if report.start <= self.correlated_until:
+            self.stale_reports += 1
+            return []
+        self.pending.setdefault(report.start, {}).setdefault(report.source, report)
+        return self._drain()
+
+    def expect(self, sources: Iterable[str]) -> None:
+        """Wait for these sources too, before they first report."""
+        for source in sources:
+            self.progress.setdefault(source, float("-inf"))
+
+    def retire(self, source: str) -> list[IncidentEvent]:
+        """Stop waiting for a source that has gone quiet."""
+        self.progress.pop(source, None)
+        return self._drain()
+
+    def finish(self) -> list[IncidentEvent]:
+        """Correlate every window still waiting: the end of a finite stream."""
+        self.progress.clear()
+        return self._drain(float("inf"))
+
+    def _drain(self, until: float | None = None) -> list[IncidentEvent]:
+        if until is None:
+            until = min(self.progress.values(), default=float("-inf"))
+        events: list[IncidentEvent] = []
+        for start in sorted(s for s in self.pending if s <= until):
+            reports = [r for _, r in sorted(self.pending.pop(start).items())]
+            events.extend(self._correlate(reports))
+            self.correlated_until = start
+        return events
+
+    def _note(self, note: Note) -> None:
+        if note.evidence.kind is EvidenceKind.GAP:
+            # A gap is no evidence of failure: it is kept apart from anomalies.
+            if note.active:
+                self.gaps[note.entity] = note.onset
+            else:
+                self.gaps.pop(note.entity, None)
+            return
+        node = self.topology.node_of[note.entity]
+        if note.active:
+            self._active[node][note.evidence] = note.onset
+            self._touched.setdefault(node, {}).setdefault(note.evidence, note.onset)
+        else:
+            self._active[node].pop(note.evidence, None)
+            if not self._active[node]:
+                del self._active[node]
+
+    def _correlate(self, reports: list[WindowReport]) -> list[IncidentEvent]:
+        at = max(r.decided_at for r in reports)
+        losses: dict[SeriesKey, float] = {}
+        for report in reports:
+            for note in report.notes:
+                self._note(note)
+            losses.update(report.losses)
+        # Announced maintenance: its components neither hurt users nor cause.
+        quiet = under_maintenance(self.config.maintenance, reports[0].start)
+        if quiet:
+            node_of = self.topology.node_of
+            losses = {k: v for k, v in losses.items() if node_of[k[0]] not in quiet}
+        impact = user_impact(self.topology, losses)
+        self._hurting_windows = self._hurting_windows + 1 if losses else 0
+        # Users are hurt when several user-facing series agree, or one persists.
+        severity = self.tracker.meter.business.severity
+        paging = (
+            len(losses) >= 2 or self._hurting_windows >= self.config.page_persist_windows
+        ) and impact.share >= severity.sev3_affected
+        if self.tracker.current is None or self.tracker.current.status == "resolved":
+            if not paging:
+                return []
+            self._touched = {node: dict(ev) for node, ev in self._active.items()}
+        touched = {n: ev for n, ev in self._touched.items() if n not in quiet and ev}
+        # One pod's latency wobbling during an outage (the harmless blips of a
+        # large fleet) is no evidence against a whole component.
+        strong = {n: ev for n, ev in touched.items() if corroborated(self.topology, n, ev)}
+        touched = strong or touched
+        onsets = {node: min(ev.values()) for node, ev in touched.items()}
+        evidence = {node: list(ev) for node, ev in touched.items()}
+        suspects = rank_root_causes(self.topology, onsets, evidence)
+        blast = blast_radius(self.topology, suspects[0].node, set(onsets)) if suspects else []
+        return self.tracker.step(at, paging, impact, suspects, blast)
+
+
+def _by_node(onsets: dict[str, dict[Evidence, float]]) -> dict[str, list[list[Any]]]:
+    """Evidence onsets by component, as ``{node: [[entity, metric, kind, onset], ...]}``."""
+    return {node: [[*ev.to_list(), t] for ev, t in evs.items()] for node, evs in onsets.items()}
+
+
+def _from_nodes(topology: Topology, raw: Any) -> dict[str, dict[Evidence, float]]:
+    out: dict[str, dict[Evidence, float]] = {}
+    for node, items in as_dict(raw).items():
+        if node not in topology.nodes:
+            raise ValueError(f"component {node!r} is not in the topology")
+        evs = out[node] = {}
+        for item in as_list(items):
+            entity, metric, kind, onset = as_list(item, 4)
+            evs[Evidence.from_list([entity, metric, kind])] = as_finite(onset)
+    return out

@@ -10,6 +10,10 @@ green one. A gap alone never pages: the monitoring is broken, not
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from models.snapshot import as_float, dict_of, record_from_state, record_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,22 @@ class GapWatch:
         self.last_seen: dict[str, float] = {}  # entity -> start of its latest window
         self.longest: dict[str, float] = {}  # entity -> longest silence so far, in s
         self.active: dict[str, TelemetryGap] = {}
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "last_seen": dict(self.last_seen),
+            "longest": dict(self.longest),
+            "active": {e: record_state(gap) for e, gap in self.active.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **settings: Any) -> GapWatch:
+        """The watch built with ``settings`` (as for ``__init__``), holding ``state``."""
+        watch = cls(**settings)
+        watch.last_seen = dict_of(as_float, state["last_seen"])
+        watch.longest = dict_of(as_float, state["longest"])
+        watch.active = dict_of(partial(record_from_state, TelemetryGap), state["active"])
+        return watch
 
     def update(self, start: float, at: float, present: set[str]) -> list[TelemetryGap]:
         """One decided window and the entities that reported in it; the gaps

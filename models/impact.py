@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from models.severity import SeverityPolicy
+from models.snapshot import as_float, as_list, as_number, list_of, record_from_state
 
 FORMULA = (
     "revenue/min = share × (premium × sub_usd_per_user_h + free × ad_imp_per_user_h × CPM/1000)"
@@ -77,6 +78,21 @@ class Business:
             severity=SeverityPolicy(**d["severity"]),
         )
 
+    def to_state(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Business:
+        """
+        >>> b = Business(1e6, 1e5, 0.4, 0.6, 19.0, 0.5, 0.02, 5.0, 20.0, 0.999, 0.01,
+        ...              SeverityPolicy())
+        >>> Business.from_state(b.to_state()) == b
+        True
+        """
+        d = dict(state)
+        severity = record_from_state(SeverityPolicy, d.pop("severity"))
+        return cls(**{k: as_number(v) for k, v in d.items()}, severity=severity)
+
     def concurrent(self, t: float) -> float:
         return self.peak_concurrent * float(diurnal(t, self.peak_hour_utc, self.trough_ratio))
 
@@ -102,6 +118,15 @@ class Impact:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Impact:
+        """
+        >>> impact = Impact(0.5, 1200, 5000, 30.0, 60.0, 1.5, 0.5, 1200)
+        >>> Impact.from_dict(impact.to_dict()) == impact
+        True
+        """
+        return record_from_state(cls, d)
+
 
 class ImpactMeter:
     """Integrates the running estimate over event time while an incident is open."""
@@ -112,6 +137,27 @@ class ImpactMeter:
         self._credits = 0.0
         self._last: tuple[float, float] | None = None  # (time, share) of the previous window
         self._peak = (0.0, 0.0)  # (share, users) at the worst moment
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "revenue": self._revenue,
+            "credits": self._credits,
+            "last": None if self._last is None else list(self._last),
+            "peak": list(self._peak),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], business: Business) -> ImpactMeter:
+        meter = cls(business)
+        meter._revenue = as_float(state["revenue"])
+        meter._credits = as_float(state["credits"])
+        last = state["last"]
+        if last is not None:
+            then, share = list_of(as_float, last, 2)
+            meter._last = (then, share)
+        peak, users = list_of(as_float, as_list(state["peak"]), 2)
+        meter._peak = (peak, users)
+        return meter
 
     def update(self, at: float, share: float) -> Impact:
         b = self.business

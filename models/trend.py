@@ -12,6 +12,18 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
+
+from models.snapshot import (
+    as_float,
+    as_int,
+    as_list,
+    counters_state,
+    list_of,
+    load_counters,
+    record_from_state,
+    record_state,
+)
 
 
 class TimeToExhaustion:
@@ -50,6 +62,13 @@ class TimeToExhaustion:
         self.min_r2 = min_r2
         self.min_points = min_points
         self._points: deque[tuple[float, float]] = deque()
+
+    def to_state(self) -> dict[str, Any]:
+        return {"points": [[t, y] for t, y in self._points]}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        points = (list_of(as_float, p, 2) for p in as_list(state["points"]))
+        self._points = deque((t, y) for t, y in points)
 
     def learn_one(self, t: float, y: float) -> None:
         self._points.append((t, y))
@@ -126,6 +145,25 @@ class ExhaustionWatch:
         self.forecast = TimeToExhaustion(limit, window_s)
         self.active: ExhaustionWarning | None = None
         self._streak = 0
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "forecast": self.forecast.to_state(),
+            "active": None if self.active is None else record_state(self.active),
+            "streak": self._streak,
+        }
+
+    @classmethod
+    def from_state(
+        cls, state: dict[str, Any], entity: str, metric: str, limit: float, **settings: Any
+    ) -> ExhaustionWatch:
+        """The watch built with these arguments (as for ``__init__``), holding ``state``."""
+        watch = cls(entity, metric, limit, **settings)
+        watch.forecast.load_state(state["forecast"])
+        active = state["active"]
+        watch.active = None if active is None else record_from_state(ExhaustionWarning, active)
+        watch._streak = as_int(state["streak"])
+        return watch
 
     def update(self, at: float, value: float) -> ExhaustionWarning | None:
         self.forecast.learn_one(at, value)
@@ -222,6 +260,20 @@ class LatencyCreep:
     def ready(self) -> bool:
         return self._n >= self.warm_up
 
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "recent": self._recent,
+            "baseline": self._baseline,
+            "n_recent": self._n_recent,
+            "n": self._n,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._recent = as_float(state["recent"])
+        self._baseline = as_float(state["baseline"])
+        self._n_recent = as_int(state["n_recent"])
+        self._n = as_int(state["n"])
+
     def update_recent(self, y: float) -> None:
         self._n_recent += 1
         self._recent += max(self.fast, 1 / self._n_recent) * (y - self._recent)
@@ -283,6 +335,25 @@ class CreepWatch:
         margin = max(self.rel * abs(base), self.floor)
         delta = self.level.recent - base
         return (-delta if self.lower_is_worse else delta) / margin
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "level": self.level.to_state(),
+            "active": None if self.active is None else record_state(self.active),
+            **counters_state(self),
+        }
+
+    @classmethod
+    def from_state(
+        cls, state: dict[str, Any], entity: str, metric: str, **settings: Any
+    ) -> CreepWatch:
+        """The watch built with these arguments (as for ``__init__``), holding ``state``."""
+        watch = cls(entity, metric, **settings)
+        watch.level.load_state(state["level"])
+        active = state["active"]
+        watch.active = None if active is None else record_from_state(CreepWarning, active)
+        load_counters(watch, state)
+        return watch
 
     def update(self, start: float, at: float, value: float) -> CreepWarning | None:
         """Fold one window in; return the warning if it just started or ended."""

@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from models.mentions import is_outage_mention
 from models.schema import WIRE_METRICS, Telemetry
+from models.snapshot import as_float, as_int, as_list, as_str, dict_of
 
 SeriesKey = tuple[str, str]  # (entity, series metric)
 
@@ -77,6 +79,53 @@ class Windower:
         self.watermark = float("-inf")
         self.closed_until = float("-inf")  # windows ending at or before this are closed
         self._open: dict[float, dict[str, tuple[str, _Sums]]] = {}
+
+    def to_state(self) -> dict[str, Any]:
+        """Watermark, decided windows and the sums of every open window.
+
+        >>> w = Windower(window_s=10, lateness_s=0)
+        >>> _ = w.add(Telemetry("pods", "api", 9.0, [8.0], {"error_rate": [0.1]}))
+        >>> start, [[entity, family, sums]] = w.to_state()["open"][0]
+        >>> start, entity, family, sums
+        (0.0, 'api', 'pods', {'n': {'error_rate': 1}, 'sums': {'error_rate': 0.1}, 'texts': 0})
+        """
+        return {
+            "watermark": self.watermark,
+            "closed_until": self.closed_until,
+            "open": [
+                [
+                    start,
+                    [
+                        [
+                            entity,
+                            family,
+                            {"n": dict(acc.n), "sums": dict(acc.sums), "texts": acc.texts},
+                        ]
+                        for entity, (family, acc) in entities.items()
+                    ],
+                ]
+                for start, entities in self._open.items()
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], window_s: float, lateness_s: float) -> Windower:
+        w = cls(window_s, lateness_s)
+        w.watermark = as_float(state["watermark"])
+        w.closed_until = as_float(state["closed_until"])
+        for raw in as_list(state["open"]):
+            start, entities = as_list(raw, 2)
+            slots = w._open[as_float(start)] = {}
+            for item in as_list(entities):
+                entity, family, sums = as_list(item, 3)
+                if family not in WIRE_METRICS or not set(sums["n"]) <= set(WIRE_METRICS[family]):
+                    raise ValueError(f"no such family and metrics: {family!r}, {list(sums['n'])}")
+                acc = _Sums()
+                acc.n.update(dict_of(as_int, sums["n"]))
+                acc.sums.update(dict_of(as_float, sums["sums"]))
+                acc.texts = as_int(sums["texts"])
+                slots[as_str(entity)] = (as_str(family), acc)
+        return w
 
     def _bucket(self, ts: float) -> float:
         return ts - ts % self.window_s

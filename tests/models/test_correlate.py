@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.correlate import CAUSES, Suspect, blast_radius, rank_root_causes
+from models.evidence import Evidence, EvidenceKind
 from models.topology import Topology
 
 
@@ -55,10 +56,9 @@ def roots(onsets, evidence=None, topology=SMALL):
 
 def test_cascade_is_explained_by_its_deepest_anomalous_component():
     onsets = {"journey": 40.0, "edge": 30.0, "svc": 20.0, "db": 10.0}
-    suspects = rank_root_causes(SMALL, onsets, {"db": ["db:p99_latency_ms", "db:error_rate"]})
-    assert suspects == [
-        Suspect("db", 10.0, ("edge", "journey", "svc"), ("db:error_rate", "db:p99_latency_ms"))
-    ]
+    latency, errors = Evidence("db", "p99_latency_ms"), Evidence("db", "error_rate")
+    suspects = rank_root_causes(SMALL, onsets, {"db": [latency, errors]})
+    assert suspects == [Suspect("db", 10.0, ("edge", "journey", "svc"), (errors, latency))]
 
 
 def test_victims_are_never_root_even_when_they_went_wrong_first():
@@ -118,10 +118,12 @@ def test_default_topology_redis_cascade(topology):
         "logins": 180.0,
         "social": 200.0,
     }
-    evidence = {"redis-sessions": ["redis/node-03:memory_used_ratio:exhaustion"]}
+    memory = Evidence("redis/node-03", "memory_used_ratio", EvidenceKind.EXHAUSTION)
+    evidence = {"redis-sessions": [memory]}
     suspects = rank_root_causes(topology, onsets, evidence)
     assert [s.node for s in suspects] == ["redis-sessions"]
-    assert suspects[0].evidence == ("redis/node-03:memory_used_ratio:exhaustion",)
+    assert suspects[0].evidence == (memory,)
+    assert str(memory) == "redis/node-03:memory_used_ratio:exhaustion"
     assert suspects[0].explains == ("api-gateway", "lb", "logins", "user-svc")
     assert blast_radius(topology, "redis-sessions", set(onsets)) == [
         "api-gateway",

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import math
-import pickle
 import random
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from models.detect import (
-    Anomaly,
-    SeriesMonitor,
-    SurpriseDetector,
-    poisson_surprise,
-    tail_surprise,
-)
+from models.detect import Anomaly, SeriesMonitor
+from models.detectors import DETECTORS, Detector
+from models.detectors.surprise import SurpriseDetector, poisson_surprise, tail_surprise
 from models.schema import SERIES_METRICS, Bad, MetricSpec
+from models.snapshot import dump, load
 
 
 def fed(values, **kw):
@@ -30,7 +26,7 @@ def fed(values, **kw):
 
 def probe(det, x):
     """Surprise and deviation of ``x``, without learning it."""
-    s = det.observe(x)
+    s = det.score_one(x)
     return s, det.deviation
 
 
@@ -59,11 +55,11 @@ def test_scores_zero_during_warm_up():
     det = SurpriseDetector(floor=1.0, warm_up=5)
     for i in range(5):
         assert not det.ready
-        assert det.observe(1e6) == 0.0
-        det.observe(10.0 + i)
-        det.learn()
+        assert det.score_one(1e6) == 0.0
+        det.score_one(10.0 + i)
+        det.learn_one(10.0 + i)
     assert det.ready
-    assert det.observe(1e6) > 100
+    assert det.score_one(1e6) > 100
 
 
 def test_learns_a_level_and_scale_and_scores_a_shift_in_spreads():
@@ -94,7 +90,7 @@ def test_observing_without_learning_leaves_the_model_alone():
     det = fed(rng.gauss(20.0, 1.0) for _ in range(200))
     base = det.baseline
     for _ in range(100):
-        det.observe(80.0)
+        det.score_one(80.0)
     assert det.baseline == base
     assert probe(det, 80.0)[1] > 20
 
@@ -122,8 +118,9 @@ def test_a_sustained_small_shift_is_seen_by_the_short_mean():
     det = fed(rng.gauss(10.0, 1.0) for _ in range(500))
     peak = 0.0
     for _ in range(15):  # 2.5 spreads: no single value is extreme
-        peak = max(peak, det.observe(12.5 + rng.gauss(0.0, 0.2)))
-        det.learn()
+        x = 12.5 + rng.gauss(0.0, 0.2)
+        peak = max(peak, det.score_one(x))
+        det.learn_one(x)
     assert peak > tail_surprise(6.0)
     assert det.deviation > 0
 
@@ -172,13 +169,14 @@ def test_a_daily_shape_is_learnt_and_a_missing_peak_is_news():
         det.update(value(i))
     peaks = []
     for i in range(period * 12, period * 13):
-        det.observe(value(i))
+        x = value(i)
+        det.score_one(x)
         peaks.append(det.surprise)
-        det.learn()
+        det.learn_one(x)
     assert max(peaks) < det.alert  # the daily peak is expected
     for i in range(period * 13, period * 13 + 20):
         det.update(value(i))
-    missing = det.observe(10.0)  # no peak today
+    missing = det.score_one(10.0)  # no peak today
     assert missing > tail_surprise(6.0)
     assert det.deviation < 0
 
@@ -193,14 +191,44 @@ def test_one_event_gives_one_alert():
     assert max(after) < 0.1
 
 
-def test_a_pickled_detector_goes_on_exactly_as_the_original():
+def test_a_detector_rebuilt_from_its_state_goes_on_exactly_as_the_original():
+    """Through JSON too: the state holds NaNs (an empty season) that JSON lacks."""
     rng = random.Random(13)
     det = SurpriseDetector(period=24)
     values = [rng.gauss(5.0, 1.0) + (20 if i % 97 == 0 else 0) for i in range(600)]
-    for v in values[:300]:
+    for v in values[:10]:
         det.update(v)
-    twin = pickle.loads(pickle.dumps(det))
-    assert [det.update(v) for v in values[300:]] == [twin.update(v) for v in values[300:]]
+    state = load(dump("SurpriseDetector", det.to_state()), "SurpriseDetector")
+    assert "nan" in state["_ring"]
+    for v in values[10:300]:
+        det.update(v)
+    twin = SurpriseDetector.from_state(det.to_state(), period=24)
+    wire = SurpriseDetector.from_state(
+        load(dump("SurpriseDetector", det.to_state()), "SurpriseDetector"), period=24
+    )
+    ahead = [det.update(v) for v in values[300:]]
+    assert ahead == [twin.update(v) for v in values[300:]]
+    assert ahead == [wire.update(v) for v in values[300:]]
+
+
+def test_a_detector_state_of_the_wrong_shape_is_refused():
+    det = fed([1.0, 2.0, 3.0], period=24)
+    for field, bad in [("_ring", [0.0]), ("_n", 1.5), ("_level", "x"), ("_events", [1] * 36)]:
+        with pytest.raises((TypeError, ValueError)):
+            SurpriseDetector.from_state({**det.to_state(), field: bad}, period=24)
+    with pytest.raises(KeyError):
+        SurpriseDetector.from_state({}, period=24)
+
+
+def test_every_named_detector_keeps_the_contract():
+    spec = SERIES_METRICS["pods"]["error_rate"]
+    for kind in DETECTORS.values():
+        assert issubclass(kind, Detector)
+        det = kind(**kind.params_for(spec, fading_factor=0.02, warm_up=5))
+        for x in [0.01, 0.012, 0.011, 0.013, 0.01, 0.012, 0.5]:
+            assert det.score_one(x) >= 0.0
+            det.learn_one(x)
+        assert det.ready and math.isfinite(det.baseline) and det.deviation > 0
 
 
 def test_monitor_on_a_flat_error_rate_does_not_crash():
@@ -210,7 +238,7 @@ def test_monitor_on_a_flat_error_rate_does_not_crash():
         assert mon.update(10.0 * i, 10.0 * i + 15, 0.005) is None
     anomaly = mon.update(400.0, 415.0, 0.5)
     assert anomaly is not None
-    assert anomaly.score == pytest.approx((0.5 - 0.005) / spec.floor)
+    assert anomaly.deviation == pytest.approx((0.5 - 0.005) / spec.floor)
 
 
 @settings(max_examples=200, database=None, deadline=None)
@@ -296,7 +324,7 @@ def test_only_the_harmful_direction_starts_an_anomaly(bad, value, starts):
     assert (mon.active is not None) == starts
     if starts:
         assert anomaly.direction == ("high" if value > LEVEL else "low")
-        assert anomaly.score == pytest.approx(value - LEVEL)
+        assert anomaly.deviation == pytest.approx(value - LEVEL)
 
 
 def test_harmless_moves_are_learned():
@@ -415,4 +443,31 @@ def test_login_collapse_is_caught_on_success_ratio():
     anomaly = events[0][1]
     assert anomaly.direction == "low"
     assert anomaly.baseline == pytest.approx(0.95, abs=0.005)
-    assert anomaly.score < -6
+    assert anomaly.deviation < -6
+
+
+def test_a_monitor_rebuilt_from_its_state_mid_anomaly_decides_as_the_original():
+    """The open anomaly and the baseline of before the fault survive, so the
+    rebuilt monitor ends the anomaly when the original does."""
+    spec = SERIES_METRICS["pods"]["error_rate"]
+    rng = random.Random(21)
+    values = [0.01 + abs(rng.gauss(0.0, 0.002)) for _ in range(60)] + [0.4] * 10 + [0.01] * 10
+    mon = SeriesMonitor("api", spec, warm_up=30)
+    for i, v in enumerate(values[:65]):
+        mon.update(10.0 * i, 10.0 * i + 15, v)
+    assert mon.active is not None
+    twin = SeriesMonitor.from_state(
+        load(dump("SeriesMonitor", mon.to_state()), "SeriesMonitor"), "api", spec, warm_up=30
+    )
+    assert twin.active == mon.active
+    rest = list(enumerate(values))[65:]
+    ahead = [mon.update(10.0 * i, 10.0 * i + 15, v) for i, v in rest]
+    assert ahead == [twin.update(10.0 * i, 10.0 * i + 15, v) for i, v in rest]
+    assert any(a is not None and a.ended_at is not None for a in ahead)
+
+
+def test_a_monitor_state_from_another_detector_is_refused():
+    spec = SERIES_METRICS["pods"]["error_rate"]
+    state = SeriesMonitor("api", spec).to_state()
+    with pytest.raises(ValueError, match="detector"):
+        SeriesMonitor.from_state({**state, "detector": "river"}, "api", spec)

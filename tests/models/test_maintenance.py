@@ -45,7 +45,7 @@ def test_an_overrunning_maintenance_pages_when_its_window_ends(business_data):
     events = feed(p, T0 + 1200, T0 + 1400, api_errors=0.3, db_latency=400.0)
     opened = [e for e in events if e.kind == "opened"]
     assert opened and opened[0].at - (T0 + 1200) <= 60
-    assert opened[0].incident["root_cause"] == "db"
+    assert opened[0].incident.root_cause == "db"
 
 
 def test_what_is_not_announced_still_pages(business_data):
@@ -56,7 +56,7 @@ def test_what_is_not_announced_still_pages(business_data):
     opened = [e for e in events if e.kind == "opened"]
     assert opened
     # The announced database cannot be blamed: the api is the root cause.
-    assert opened[0].incident["root_cause"] == "api"
+    assert opened[0].incident.root_cause == "api"
 
 
 def test_a_restored_correlator_follows_the_calendar_of_the_worker_restoring_it(business_data):

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import pickle
 import random
 
 import orjson
 import pytest
 
+from models.config import PipelineConfig
+from models.correlate import CorrelateStage
+from models.detect_stage import DetectStage, degradation
+from models.evidence import Evidence, EvidenceKind
 from models.impact import Business
 from models.incident import IncidentEvent
-from models.pipeline import (
-    SNAPSHOT_FORMAT,
-    CorrelateStage,
-    DetectionPipeline,
-    DetectStage,
-    IncompatibleSnapshot,
-    LatePoints,
-    Note,
-    PipelineConfig,
-    WindowReport,
-    degradation,
-)
+from models.pipeline import DetectionPipeline
+from models.report import LatePoints, Note, WindowReport
 from models.schema import INTERNAL_REASONS, SERIES_METRICS, Rejection, Telemetry
+from models.snapshot import SNAPSHOT_FORMAT, IncompatibleSnapshot
 from models.topology import Topology
 
 T0 = 1_664_877_600.0  # 2022-10-04 10:00 UTC
@@ -115,12 +109,12 @@ def test_a_database_fault_pages_once_with_root_cause_sev_and_resolution(pipeline
     opened = [e for e in incident_events(events) if e.kind == "opened"]
     assert len(opened) == 1
     incident = opened[0].incident
-    assert incident["root_cause"] == "db"
+    assert incident.root_cause == "db"
     assert opened[0].at - hurt <= 20
     worst = incident_events(events)[-1].incident
-    assert worst["sev"] == 1
-    assert set(worst["blast_radius"]) == {"api", "logins"}
-    assert worst["impact"]["peak_share"] > 0.8
+    assert worst.sev == 1
+    assert set(worst.blast_radius) == {"api", "logins"}
+    assert worst.impact.peak_share > 0.8
     events = run(pipeline, hurt + 600, hurt + 1200)
     kinds = [e.kind for e in incident_events(events)]
     assert kinds[-1] == "resolved" and kinds.count("resolved") == 1
@@ -143,11 +137,11 @@ def test_one_region_down_is_sev2_not_sev1(business_data):
                     {**msg.metrics, "successes": [50.0] * 5},
                 )
             events.extend(pipeline.process(msg))
-    incidents = {e.incident["id"]: e.incident for e in incident_events(events)}
+    incidents = {e.incident.id: e.incident for e in incident_events(events)}
     assert len(incidents) == 1
     [incident] = incidents.values()
-    assert incident["sev"] == 2
-    assert any("1 of 4 regions" in r for r in incident["sev_reasons"])
+    assert incident.sev == 2
+    assert any("1 of 4 regions" in r for r in incident.sev_reasons)
 
 
 def test_a_message_far_ahead_or_wholly_late_is_refused(pipeline):
@@ -186,6 +180,15 @@ def test_degradation_is_the_share_of_users_failing(family, metric, value, baseli
     assert degradation(spec, value, baseline) == pytest.approx(expected)
 
 
+def restored(pipeline: DetectionPipeline) -> DetectionPipeline:
+    """The pipeline rebuilt from its stages' snapshots, as a worker restores them."""
+    topology, config = pipeline.topology, pipeline.config
+    twin = DetectionPipeline(topology, pipeline.correlate.tracker.meter.business, config)
+    twin.detect = DetectStage.restore(pipeline.detect.snapshot(), topology, config)
+    twin.correlate = CorrelateStage.restore(pipeline.correlate.snapshot(), topology, config)
+    return twin
+
+
 def test_a_pipeline_restored_from_a_snapshot_decides_exactly_as_one_never_stopped(business_data):
     """Learned baselines, open anomalies and the open incident all survive a
     snapshot: what a worker restoring its state relies on."""
@@ -203,31 +206,135 @@ def test_a_pipeline_restored_from_a_snapshot_decides_exactly_as_one_never_stoppe
     NOISE.seed(7)
     first = fresh()
     before = story(first, T0, T0 + 1000)
-    restored = pickle.loads(pickle.dumps(first))
-    after = story(restored, T0 + 1000, T0 + 1500)
+    assert first.correlate.tracker.current is not None  # an incident open in the snapshot
+    again = restored(first)
+    assert again.detect.snapshot() == first.detect.snapshot()
+    assert again.correlate.snapshot() == first.correlate.snapshot()
+    after = story(again, T0 + 1000, T0 + 1500)
     assert before + after == straight
     assert any(isinstance(e, IncidentEvent) and e.kind == "opened" for e in before)
 
 
-def test_a_snapshot_restores_only_into_the_format_that_wrote_it(business_data):
+def test_a_fresh_stage_snapshots_its_infinities_and_restores_them():
+    """Nothing decided yet: the watermark and the correlated windows are -inf,
+    which JSON cannot hold as numbers."""
+    topology = Topology.from_dict(WORLD)
+    stage = DetectStage(topology, PipelineConfig(), source="pods:0")
+    again = DetectStage.restore(stage.snapshot(), topology, PipelineConfig())
+    assert again.windows.watermark == again.windows.closed_until == float("-inf")
+    assert again.source == "pods:0"
+
+
+def test_a_correlator_snapshot_leaves_waiting_reports_out(business_data):
+    """An engine redelivers the reports not yet correlated, so the snapshot
+    holds neither them nor progress past the windows correlated."""
+    topology = Topology.from_dict(WORLD)
+    stage = CorrelateStage(topology, Business.from_dict(business_data), PipelineConfig())
+    stage.expect(["p0", "p1"])
+    stage.add(WindowReport("p0", T0, T0 + 15, (), {}))
+    stage.add(WindowReport("p1", T0, T0 + 15, (), {}))
+    stage.add(WindowReport("p0", T0 + 10, T0 + 25, (), {}))
+    assert stage.pending and stage.correlated_until == T0
+    again = CorrelateStage.restore(stage.snapshot(), topology, PipelineConfig())
+    assert again.pending == {} and again.progress == {"p0": T0, "p1": T0}
+    assert again.correlated_until == T0
+    fresh = CorrelateStage(topology, Business.from_dict(business_data), PipelineConfig())
+    fresh.expect(["p0"])
+    assert CorrelateStage.restore(fresh.snapshot(), topology, PipelineConfig()).progress == {
+        "p0": float("-inf")
+    }
+
+
+def test_a_snapshot_restores_only_into_the_format_and_stage_that_wrote_it(business_data):
     """An upgraded worker must not misread, or crash on, state it cannot read."""
     topology = Topology.from_dict(WORLD)
     stage = DetectStage(topology, PipelineConfig(), source="pods:0")
     run(stage, T0, T0 + 300)
-    restored = DetectStage.restore(stage.snapshot(), topology, PipelineConfig())
-    assert restored.monitors.keys() == stage.monitors.keys() and restored.monitors
+    again = DetectStage.restore(stage.snapshot(), topology, PipelineConfig())
+    assert again.monitors.keys() == stage.monitors.keys() and again.monitors
     correlator = CorrelateStage(topology, Business.from_dict(business_data), PipelineConfig())
+    doc = orjson.loads(stage.snapshot())
     refusals = {
-        pickle.dumps(stage): "before snapshot formats were numbered",
-        stage.snapshot().replace(
-            f":{SNAPSHOT_FORMAT}:".encode(), f":{SNAPSHOT_FORMAT + 1}:".encode(), 1
-        ): f"format {SNAPSHOT_FORMAT + 1}",
-        stage.snapshot()[:60]: "unreadable",
-        correlator.snapshot(): "holds a CorrelateStage",
+        b"foreshock-snapshot:2:\x80\x05...": "snapshot format 2 \\(objects, never read\\)",
+        orjson.dumps({**doc, "format": SNAPSHOT_FORMAT + 1}): f"format {SNAPSHOT_FORMAT + 1}",
+        orjson.dumps({**doc, "format": "3"}): "no format number",
+        stage.snapshot()[:60]: "not JSON",
+        b"[1, 2]": "not a snapshot",
+        correlator.snapshot(): "holds a 'CorrelateStage' stage",
     }
     for blob, why in refusals.items():
         with pytest.raises(IncompatibleSnapshot, match=why):
             DetectStage.restore(blob, topology, PipelineConfig())
+    with pytest.raises(IncompatibleSnapshot, match="holds a 'DetectStage' stage"):
+        CorrelateStage.restore(stage.snapshot(), topology, PipelineConfig())
+
+
+def _with(doc, path, value):
+    """``doc`` with the field at ``path`` replaced (or removed, for ``...``)."""
+    doc = orjson.loads(orjson.dumps(doc))
+    inner = doc
+    for step in path[:-1]:
+        inner = inner[step]
+    if value is ...:
+        del inner[path[-1]]
+    else:
+        inner[path[-1]] = value
+    return orjson.dumps(doc)
+
+
+def test_a_snapshot_with_a_field_missing_or_of_the_wrong_type_is_refused(business_data):
+    topology = Topology.from_dict(WORLD)
+    pipeline = DetectionPipeline(topology, Business.from_dict(business_data))
+    NOISE.seed(3)
+    run(pipeline, T0, T0 + 400)
+    detect = orjson.loads(pipeline.detect.snapshot())
+    series = detect["state"]["monitors"][0]
+    assert series[:2] == ["db", "p99_latency_ms"]
+    broken = {
+        ("state", "samples"): ("12", "expected an integer"),
+        ("state", "windows", "watermark"): (None, "expected a number"),
+        ("state", "monitors", 0, 2, "learned", "_level"): ([1.0], "expected a number"),
+        ("state", "monitors", 0, 2, "learned", "_events"): ([True], "expected 36 items"),
+        ("state", "monitors", 0, 2, "active"): ("yes", "expected an object"),
+        ("state", "monitors", 0): (["db", 7, {}], "expected a string"),
+        ("state", "gaps", "last_seen"): ([], "expected an object"),
+        ("state", "batches"): ({}, "expected a list"),
+        ("state", "source"): (..., "missing field 'source'"),
+        ("state",): ([], "its state is not an object"),
+    }
+    for path, (value, why) in broken.items():
+        with pytest.raises(IncompatibleSnapshot, match=why):
+            DetectStage.restore(_with(detect, path, value), topology, pipeline.config)
+    correlate = orjson.loads(pipeline.correlate.snapshot())
+    for path, why in {
+        ("state", "correlated_until"): "expected a number",
+        ("state", "active"): "expected an object",
+        ("state", "business", "users_total"): "expected a number",
+    }.items():
+        with pytest.raises(IncompatibleSnapshot, match=why):
+            CorrelateStage.restore(_with(correlate, path, "x"), topology, pipeline.config)
+    with pytest.raises(IncompatibleSnapshot, match="not in the topology"):
+        bad = _with(correlate, ("state", "active"), {"nowhere": []})
+        CorrelateStage.restore(bad, topology, pipeline.config)
+
+
+def test_a_snapshot_crafted_to_run_code_under_pickle_is_refused_and_never_run(tmp_path):
+    """The changelog holds bytes anyone able to write to the topic may have
+    written. These would run a shell command if unpickled; they are refused
+    with a reason, and the command never runs."""
+    marker = tmp_path / "ran"
+    # Pickle opcodes, by hand: GLOBAL os.system, MARK, STRING command, TUPLE, REDUCE, STOP.
+    payload = b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+    topology = Topology.from_dict(WORLD)
+    for blob in (b"foreshock-snapshot:3:" + payload, b"foreshock-snapshot:2:" + payload, payload):
+        for restore in (DetectStage.restore, CorrelateStage.restore):
+            with pytest.raises(IncompatibleSnapshot) as refused:
+                restore(blob, topology, PipelineConfig())
+            assert str(refused.value)
+    assert not marker.exists()
+    # The worker goes on: a fresh stage restores from its own snapshot.
+    stage = DetectStage(topology, PipelineConfig())
+    assert DetectStage.restore(stage.snapshot(), topology, PipelineConfig()).monitors == {}
 
 
 @pytest.mark.parametrize(
@@ -241,5 +348,26 @@ def test_a_record_that_is_not_a_window_report_is_refused_with_a_reason(raw):
 
 
 def test_a_window_report_survives_the_wire():
-    report = WindowReport("pods:3", 10.0, 25.0, (Note("a", "a:x", 0.0, True),), {("a", "x"): 0.5})
+    notes = tuple(
+        Note(Evidence("a", "" if kind is EvidenceKind.GAP else "x", kind), 0.0, True)
+        for kind in EvidenceKind
+    )
+    report = WindowReport("pods:3", 10.0, 25.0, notes, {("a", "x"): 0.5})
     assert WindowReport.parse(orjson.dumps(report.to_dict())) == report
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        ["a", "x", "anomaly", 0.0, "yes"],
+        ["a", "x", "outage", 0.0, True],
+        ["a", 3, "anomaly", 0.0, True],
+        ["a", "x", "anomaly", "0", True],
+        ["a", "x", 0.0, True],
+        "a:x",
+    ],
+)
+def test_a_window_report_with_a_malformed_note_is_refused(note):
+    raw = {"source": "p0", "start": 10.0, "decided_at": 15.0, "notes": [note], "losses": []}
+    refused = WindowReport.parse(orjson.dumps(raw))
+    assert isinstance(refused, Rejection) and refused.reason == "not_a_window_report"

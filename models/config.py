@@ -1,0 +1,34 @@
+"""The settings of the decision path (``PipelineConfig``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.maintenance import MaintenanceWindow
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    window_s: float = 10.0
+    lateness_s: float = 5.0
+    max_ahead_s: float = 3600.0  # refuse a message this far ahead of the stream's watermark
+    detector: str = "surprise"  # the per-series detector, by its name in models.detectors
+    enter: float = 6.0  # anomaly score that starts an anomaly
+    leave: float = 3.0  # ... and under which it calms down
+    clear_windows: int = 3
+    fading_factor: float = 0.02
+    warm_up_windows: int = 30
+    max_hold_windows: int = 2160  # relearn after 6 h of a lasting change
+    horizon_s: float = 7200.0  # warn when a resource runs out within this
+    trend_window_s: float = 1200.0
+    page_persist_windows: int = 3  # one user-facing series alone pages after this long
+    resolve_after_s: float = 600.0
+    reopen_within_s: float = 1800.0
+    gap_after_s: float = 60.0  # an entity silent this long while others report is a gap
+    creep_rel: float = 0.5  # a drift of this share of the long-run baseline is a creep
+    creep_confirm_windows: int = 30  # ... when it lasts this long
+    creep_warm_up_windows: int = 180
+    creep_fast: float = 1 / 30  # weight of a window in the recent level (5 min)
+    creep_slow: float = 1 / 720  # ... and in the long-run baseline (2 h)
+    # Announced maintenance: these components do not page during their window.
+    maintenance: tuple[MaintenanceWindow, ...] = ()
