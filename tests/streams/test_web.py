@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from foreshock.settings import Settings
+from infra.settings import Settings
 from models.schema import REASONS
 from streams import metrics
 
