@@ -62,7 +62,8 @@ def test_same_incident_as_the_embedded_engine(
             "the incident to resolve", lambda: resolved(namespace), PROCESSING_S, [worker]
         )
     kafka = opened_once(namespace)
-    embedded = replayed(SCENARIO, seed).incidents
+    # The embedded engine's incidents, in the JSON form the worker publishes.
+    embedded = [i.to_dict() for i in replayed(SCENARIO, seed).incidents]
     assert len(embedded) == 1
     assert kafka["id"] == embedded[0]["id"]
     assert kafka["sev"] == embedded[0]["sev"] == 1
@@ -129,7 +130,7 @@ def test_two_workers_share_the_partitions_and_open_one_incident(
         )
     assert detecting(a) and detecting(b), "one worker got no partition"
     incident = opened_once(namespace)
-    embedded = replayed(SCENARIO, 1).incidents[0]
+    embedded = replayed(SCENARIO, 1).incidents[0].to_dict()
     assert incident["id"] == embedded["id"]
     assert incident["sev"] == 1
     assert incident["root_cause"] == truth.root_cause
