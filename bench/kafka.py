@@ -61,14 +61,10 @@ def _made_by(runs: list[Settings], name: str) -> bool:
     return any(name.startswith((s.topic_prefix, f"{s.app_id}-")) or name == s.app_id for s in runs)
 
 
-async def remove_isolated(runs: Iterable[Settings], *legacy: Iterable[Settings]) -> Removed:
+async def remove_isolated(runs: Iterable[Settings]) -> Removed:
     """Delete every topic and consumer group these isolated runs made, once
-    their workers have stopped (a group with members cannot be deleted).
-
-    ``remove_isolated(client, runs)``, the form foreshock/cli.py still uses,
-    is read as ``remove_isolated(runs)``.
-    """
-    runs = list(legacy[0] if legacy else runs)
+    their workers have stopped (a group with members cannot be deleted)."""
+    runs = list(runs)
     for s in runs:
         # An empty prefix would match every topic of a shared cluster.
         if s.topic_prefix != f"{s.app_id}.":

@@ -42,9 +42,6 @@ async def publish(
     awaited, so that a failure stops the run with its cause instead of being
     dropped. Idempotence keeps retries from writing a message twice.
     """
-    if not isinstance(settings, Settings):  # foreshock/cli.py's call, see the end of the module
-        legacy: Any = (settings, on_send)  # (messages, client, topics, speed)
-        return await publish(Settings(), legacy[0], legacy[1])
     topics = kafka.telemetry_topics(settings)
     await kafka.ensure_topics(settings, dict.fromkeys(topics.values(), settings.partitions))
     stats = Published()
@@ -77,19 +74,3 @@ async def publish(
         await asyncio.gather(*inflight)
     stats.wall_s = time.monotonic() - began
     return stats
-
-
-# Until foreshock/cli.py imports these from infra.kafka and calls
-# publish(settings, messages, speed): the names it imports from here, taking
-# the arguments it passes (client options built from Settings(), which these
-# build again).
-TELEMETRY_TOPICS = kafka.TELEMETRY
-BrokerAccessError = kafka.BrokerAccessError
-
-
-async def check_broker(client: dict[str, Any]) -> None:
-    await kafka.check_broker(Settings())
-
-
-async def ensure_topics(client: dict[str, Any], topics: dict[str, int]) -> None:
-    await kafka.ensure_topics(Settings(), topics)
