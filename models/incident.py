@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from models.correlate import Suspect
+from models.evidence import Suspect
 from models.impact import Business, Impact, ImpactMeter
 from models.severity import UserImpact, classify
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.correlate import Suspect
+from models.evidence import Evidence, Suspect
 from models.impact import ImpactMeter
 from models.incident import IncidentTracker
 from models.severity import UserImpact
@@ -12,9 +12,12 @@ from models.severity import UserImpact
 T = 1_664_910_000.0  # 2022-10-04T19:00:00Z
 SIX = ("us-east", "us-west", "sa-east", "eu-west", "eu-central", "ap-southeast")
 REDIS = Suspect(
-    "redis-sessions", T - 300.0, ("logins", "user-svc"), ("redis/node-01:memory_used_ratio",)
+    "redis-sessions",
+    T - 300.0,
+    ("logins", "user-svc"),
+    (Evidence("redis/node-01", "memory_used_ratio"),),
 )
-USERS = Suspect("user-svc", T - 100.0, ("logins",), ("user-svc:error_rate",))
+USERS = Suspect("user-svc", T - 100.0, ("logins",), (Evidence("user-svc", "error_rate"),))
 
 
 def hurt(share):
