@@ -33,11 +33,12 @@ from aiokafka.errors import for_code
 
 from infra import kafka
 from infra.settings import Settings
-from models.pipeline import DetectionPipeline, PipelineConfig
+from models.config import PipelineConfig
+from models.pipeline import DetectionPipeline
 from models.schema import Telemetry, encode
 from producers.kafka import publish
 from producers.scenario import Scenario
-from producers.simulator import Simulator
+from producers.sources.simulator import Simulator
 from streams.embedded import EmbeddedEngine
 
 

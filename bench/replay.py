@@ -8,11 +8,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench import detection
+from models.config import PipelineConfig
 from models.detect import Anomaly
 from models.gaps import TelemetryGap
 from models.impact import Business
 from models.incident import Incident, IncidentEvent
-from models.pipeline import DetectionPipeline, Event, PipelineConfig
+from models.pipeline import DetectionPipeline, Event
 from models.schema import Telemetry
 from models.topology import Topology
 from models.trend import CreepWarning, ExhaustionWarning

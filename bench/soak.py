@@ -43,7 +43,7 @@ from infra.settings import Settings
 from models.schema import Telemetry
 from producers.kafka import publish
 from producers.scenario import Scenario
-from producers.simulator import Simulator
+from producers.sources.simulator import Simulator
 
 PROBE_S = 600.0  # event seconds sampled to find the scenario's samples per event second
 

@@ -31,33 +31,16 @@ from __future__ import annotations
 from models.config import PipelineConfig
 from models.correlate import CorrelateStage
 from models.detect import Anomaly
-from models.detect_stage import Detected, DetectStage, degradation
+from models.detect_stage import Detected, DetectStage
 from models.gaps import TelemetryGap
 from models.impact import Business
 from models.incident import IncidentEvent
-from models.report import LatePoints, Note, WindowReport
+from models.report import LatePoints, WindowReport
 from models.schema import Rejection, Telemetry
-from models.snapshot import SNAPSHOT_FORMAT, IncompatibleSnapshot
 from models.topology import Topology
 from models.trend import CreepWarning, ExhaustionWarning
 
 Event = Anomaly | ExhaustionWarning | CreepWarning | TelemetryGap | IncidentEvent | LatePoints
-
-# Names that live in the modules above, importable from here too.
-__all__ = [
-    "SNAPSHOT_FORMAT",
-    "CorrelateStage",
-    "DetectStage",
-    "Detected",
-    "DetectionPipeline",
-    "Event",
-    "IncompatibleSnapshot",
-    "LatePoints",
-    "Note",
-    "PipelineConfig",
-    "WindowReport",
-    "degradation",
-]
 
 
 class DetectionPipeline:

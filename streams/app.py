@@ -36,9 +36,12 @@ import orjson
 
 from infra import kafka
 from infra.settings import Settings
+from models.config import PipelineConfig
+from models.correlate import CorrelateStage
+from models.detect_stage import DetectStage
 from models.impact import Business
 from models.incident import IncidentEvent
-from models.pipeline import CorrelateStage, DetectStage, PipelineConfig, WindowReport
+from models.report import WindowReport
 from models.schema import Rejection, Telemetry, decode
 from models.topology import Topology
 from streams import metrics

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar
 
-from models.pipeline import IncompatibleSnapshot
+from models.snapshot import IncompatibleSnapshot
 
 OFFSET_BYTES = 8
 

@@ -14,7 +14,8 @@ from rich.table import Table
 from models.detect import Anomaly
 from models.gaps import TelemetryGap
 from models.incident import Change, Incident, IncidentEvent
-from models.pipeline import Event, LatePoints
+from models.pipeline import Event
+from models.report import LatePoints
 from models.topology import Topology
 from models.trend import CreepWarning, ExhaustionWarning
 from producers.scenario import Scenario, Truth

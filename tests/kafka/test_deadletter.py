@@ -23,7 +23,7 @@ from bench.kafka import WorkerProcess, worker_env
 from infra import kafka
 from infra.kafka import TELEMETRY
 from models.schema import MAX_MESSAGE_BYTES, REASONS, WIRE_METRICS, Telemetry, encode
-from producers.simulator import Simulator
+from producers.sources.simulator import Simulator
 from tests.kafka.conftest import Namespace, _free_port
 
 pytestmark = pytest.mark.xdist_group("kafka")

@@ -35,7 +35,8 @@ from aiokafka import TopicPartition
 
 from bench.kafka import Reports, WorkerProcess, sources_with_data
 from infra import kafka
-from models.pipeline import DetectStage, PipelineConfig
+from models.config import PipelineConfig
+from models.detect_stage import DetectStage
 from producers.kafka import Published
 from streams.checkpoint import unpack
 from tests.kafka.conftest import ROOT, Namespace, read_all

@@ -13,7 +13,7 @@ import pytest
 
 from bench.kafka import Reports, sources_with_data
 from producers.scenario import Scenario
-from producers.simulator import Simulator
+from producers.sources.simulator import Simulator
 from tests.kafka.conftest import Namespace
 from tests.kafka.test_worker import PROCESSING_S, incident_events
 

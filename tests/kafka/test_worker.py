@@ -13,7 +13,7 @@ import pytest
 
 from bench.kafka import Reports, WorkerProcess, sources_with_data
 from models.schema import Telemetry
-from producers.simulator import Simulator
+from producers.sources.simulator import Simulator
 from tests.kafka.conftest import Namespace
 
 # One at a time: each runs a broker-bound worker on a 2-core machine.

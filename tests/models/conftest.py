@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from foreshock.settings import Settings, read_toml
+from infra.settings import Settings, read_toml
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.pipeline import DetectStage
+from models.detect_stage import DetectStage
 from models.schema import (
     LATEST_TS,
     MAX_BATCH_SPAN_S,

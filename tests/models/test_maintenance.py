@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from models.config import PipelineConfig
+from models.correlate import CorrelateStage
 from models.impact import Business
 from models.incident import IncidentEvent
 from models.maintenance import MaintenanceWindow
-from models.pipeline import CorrelateStage, DetectionPipeline, PipelineConfig
+from models.pipeline import DetectionPipeline
 from models.topology import Topology
 from tests.models.test_pipeline import T0, WORLD, batch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.mentions import is_outage_mention
-from producers.simulator import NORMAL_MENTIONS, OUTAGE_MENTIONS
+from producers.sources.simulator import NORMAL_MENTIONS, OUTAGE_MENTIONS
 
 
 def test_the_simulator_has_both_kinds():

@@ -10,7 +10,7 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from models.pipeline import DetectStage
+from models.detect_stage import DetectStage
 from models.schema import MAX_MESSAGE_BYTES, REASONS, Rejection, Telemetry, decode, encode
 
 T = 1_664_887_505.0

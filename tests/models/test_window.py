@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from models.mentions import is_outage_mention
 from models.schema import Telemetry
 from models.window import Windower
-from producers.simulator import NORMAL_MENTIONS, OUTAGE_MENTIONS
+from producers.sources.simulator import NORMAL_MENTIONS, OUTAGE_MENTIONS
 
 
 def pods(time, ts, entity="user-svc", **metrics):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.pipeline import IncompatibleSnapshot
+from models.snapshot import IncompatibleSnapshot
 from streams.checkpoint import Checkpointed, Next, pack, unpack
 
 
