@@ -20,6 +20,7 @@ from typing import Any
 from models.evidence import Suspect
 from models.impact import Business, Impact, ImpactMeter
 from models.severity import UserImpact, classify
+from models.snapshot import as_dict, as_float, as_int, as_list, as_opt_number, as_str, list_of
 
 
 class Status(StrEnum):
@@ -266,23 +267,22 @@ def _incident_state(inc: Incident) -> dict[str, Any]:
     }
 
 
-def _optional(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
 def _incident_from_state(d: dict[str, Any]) -> Incident:
     return Incident(
-        id=str(d["id"]),
-        opened_at=float(d["opened_at"]),
-        onset=float(d["onset"]),
-        sev=int(d["sev"]),
-        sev_reasons=tuple(str(r) for r in d["sev_reasons"]),
-        root_cause=None if d["root_cause"] is None else str(d["root_cause"]),
-        suspects=tuple(Suspect.from_state(s) for s in d["suspects"]),
-        blast_radius=tuple(str(n) for n in d["blast_radius"]),
-        impact=Impact(**d["impact"]),
+        id=as_str(d["id"]),
+        opened_at=as_float(d["opened_at"]),
+        onset=as_float(d["onset"]),
+        sev=as_int(d["sev"]),
+        sev_reasons=tuple(list_of(as_str, d["sev_reasons"])),
+        root_cause=None if d["root_cause"] is None else as_str(d["root_cause"]),
+        suspects=tuple(Suspect.from_state(s) for s in as_list(d["suspects"])),
+        blast_radius=tuple(list_of(as_str, d["blast_radius"])),
+        impact=Impact.from_dict(as_dict(d["impact"])),
         status=Status(d["status"]),
-        recovering_since=_optional(d["recovering_since"]),
-        resolved_at=_optional(d["resolved_at"]),
-        timeline=tuple(TimelineEntry(float(a), Change(k), str(t)) for a, k, t in d["timeline"]),
+        recovering_since=as_opt_number(d["recovering_since"]),
+        resolved_at=as_opt_number(d["resolved_at"]),
+        timeline=tuple(
+            TimelineEntry(as_float(at), Change(kind), as_str(text))
+            for at, kind, text in (as_list(t, 3) for t in as_list(d["timeline"]))
+        ),
     )
