@@ -45,7 +45,7 @@ from models.report import WindowReport
 from models.schema import Rejection, Telemetry, decode
 from models.topology import Topology
 from streams import metrics
-from streams.partitions import Partition, Partitions, source_of
+from streams.partitions import REWIND_S, Partition, Partitions, source_of
 from streams.sinks import event_to_dict
 from streams.sinks.kafka import KafkaSink
 
@@ -268,6 +268,15 @@ async def snapshot_quiet_partitions() -> None:
     owned = _owned()
     detectors.snapshot_quiet(owned, QUIET_S)
     correlators.snapshot_quiet(owned, QUIET_S)
+
+
+@app.timer(interval=REWIND_S)
+async def seek_again() -> None:
+    """Seek again the partitions whose rewind has not arrived (see
+    ``Partitions.seek_again``)."""
+    owned = _owned()
+    await detectors.seek_again(owned)
+    await correlators.seek_again(owned)
 
 
 @app.timer(interval=10.0)

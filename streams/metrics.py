@@ -37,6 +37,11 @@ refused_snapshots = Counter(
     "Snapshots that could not be restored, so that their models learn afresh",
     registry=registry,
 )
+rewinds = Counter(
+    "foreshock_rewinds",
+    "Times a partition's consumer skipped offsets and was sent back to read them",
+    registry=registry,
+)
 
 for _reason in (*REASONS, *INTERNAL_REASONS):
     rejected.labels(_reason)

@@ -27,6 +27,9 @@ from streams.sinks.base import Sink
 
 log = logging.getLogger(__name__)
 
+# How long to wait for a rewound partition's first message before seeking again.
+REWIND_S = 5.0
+
 
 def source_of(message: Any) -> str:
     return partition_name(message.topic, message.partition)
@@ -44,6 +47,9 @@ class Partition(Generic[S]):
     # timer must not snapshot it halfway, with decisions made but not yet sent.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     taken_at: float = float("-inf")  # wall clock its latest message was folded in
+    # The offset the consumer was sent back to after it skipped some, and
+    # when: messages past it are dropped (unacknowledged) until it arrives.
+    rewound: tuple[Any, int, float] | None = None
     landing: asyncio.Future[None] | None = None  # its latest snapshot on its way
 
     @property
@@ -85,8 +91,10 @@ class Partitions(Generic[S]):
 
     def keep_only(self, owned: set[str]) -> None:
         """Drop the state of partitions this worker no longer owns: if one
-        comes back, it may be stale, and is restored from its snapshot then."""
+        comes back, it may be stale, and is restored from its snapshot then.
+        A rebalance seeks every partition anew, so no rewind is awaited."""
         for p in self.live():
+            p.rewound = None
             if p.source not in owned:
                 p.live = None
 
@@ -141,23 +149,67 @@ class Partitions(Generic[S]):
         """Whether to fold this message in: the next one the state lacks.
 
         One already folded in is skipped (and acknowledged once a snapshot
-        covers it). A jump past messages the state never saw is an error,
-        logged with the offsets.
+        covers it). Past a message the state never saw, the consumer is sent
+        back to it while the broker still has it: around a rebalance the
+        consumer can skip offsets, or commit past what a snapshot covers.
+        Only messages the broker no longer has are given up, logged with
+        their offsets.
         """
-        live, offset = p.checkpointed, event.message.offset
-        step = live.place(offset)
+        live, message = p.checkpointed, event.message
+        step = live.place(message.offset)
         if step is Next.SEEN:
-            if not live.hold(event, offset) and p.stream is not None:
+            if not live.hold(event, message.offset) and p.stream is not None:
                 await p.stream.ack(event)
             return False
         if step is Next.GAP:
-            log.error(
-                "%s: offsets %d to %d never reached the detectors; going on without them",
-                p.source,
-                live.offset + 1,
-                offset - 1,
-            )
+            return await self._rewind_or_skip(p, message)
+        p.rewound = None
         return True
+
+    async def _rewind_or_skip(self, p: Partition[S], message: Any) -> bool:
+        """Send the consumer back to the first offset the state lacks (and
+        drop this message, redelivered later), or, if the broker no longer
+        has it, go on from this one."""
+        wanted = p.checkpointed.offset + 1
+        if p.rewound is not None and p.rewound[1] == wanted:
+            return False  # still on its way back
+        earliest = (await self.app.consumer.earliest_offsets(message.tp))[message.tp]
+        if earliest <= wanted:
+            log.warning(
+                "%s: the consumer skipped offsets %d to %d; reading them again",
+                p.source,
+                wanted,
+                message.offset - 1,
+            )
+            metrics.rewinds.inc()
+            await self._seek(p, message.tp, wanted)
+            return False
+        log.error(
+            "%s: offsets %d to %d never reached the detectors (the broker keeps only "
+            "offsets from %d); going on without them",
+            p.source,
+            wanted,
+            message.offset - 1,
+            earliest,
+        )
+        p.rewound = None
+        return True
+
+    async def _seek(self, p: Partition[S], tp: Any, offset: int) -> None:
+        p.rewound = (tp, offset, time.monotonic())
+        await self.app.consumer.seek(tp, offset)
+
+    async def seek_again(self, owned: set[str]) -> None:
+        """Seek again the partitions whose rewind has not arrived after
+        ``REWIND_S``: messages the consumer had fetched before the seek move
+        its read position past the rewound offset, and it drops what it
+        fetches below it. Once those are through, a new seek holds."""
+        now = time.monotonic()
+        for p in self.live():
+            if p.source in owned and p.rewound is not None and now - p.rewound[2] >= REWIND_S:
+                tp, offset, _ = p.rewound
+                log.info("%s: seeking offset %d again", p.source, offset)
+                await self._seek(p, tp, offset)
 
     def checkpoint(self, p: Partition[S]) -> None:
         """Snapshot a partition's state now; land it in the background.

@@ -154,6 +154,13 @@ class Namespace:
         )
         return sum(done for done, _ in offsets.values()), sum(end for _, end in offsets.values())
 
+    def offsets(self, source: str) -> tuple[int, int]:
+        """The offset the workers' group has committed on one partition
+        (``topic:partition``), and its end offset."""
+        topic, _, partition = source.rpartition(":")
+        offsets = asyncio.run(kafka.group_offsets(self.settings, self.settings.app_id, [topic]))
+        return next(pair for tp, pair in offsets.items() if tp.partition == int(partition))
+
     def wait_for(
         self, what: str, found: Callable[[], Any], timeout_s: float, workers: list[WorkerProcess]
     ) -> Any:

@@ -1,0 +1,89 @@
+"""A consumer that skips offsets loses nothing.
+
+Around a rebalance a Faust consumer can skip messages, or commit an offset
+past the messages a snapshot covers (it takes a jump in offsets for a gap
+left by compaction and counts it as acknowledged). The next owner of the
+partition then resumes from the snapshot and is first handed a message
+after the ones it lacks. It must send the consumer back for them while the
+broker has them, not go on without them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+from aiokafka import TopicPartition
+
+from bench.kafka import Reports, sources_with_data
+from infra import kafka
+from tests.kafka.conftest import Namespace, _free_port
+from tests.kafka.test_crafted_snapshot import EVENT_S, TIMEOUT_S, processed_since
+from tests.kafka.test_deadletter import counters
+from tests.kafka.test_worker import SCENARIO, simulate
+
+pytestmark = pytest.mark.xdist_group("kafka")
+
+SKIPPED = 20  # messages the group's committed offset jumps over
+
+
+async def commit(ns: Namespace, source: str, offset: int) -> None:
+    """Commit ``offset`` for the workers' group on one partition, as a
+    consumer that skipped the messages before it would."""
+    topic, _, partition = source.rpartition(":")
+    tp = TopicPartition(topic, int(partition))
+    async with kafka.consumer(ns.settings, group_id=ns.settings.app_id) as consumer:
+        consumer.assign([tp])
+        await consumer.commit({tp: offset})
+
+
+def test_offsets_committed_past_the_snapshot_are_read_again(
+    namespace: Namespace, scenarios, topology, business
+):
+    start = scenarios[SCENARIO].start
+    messages = simulate(scenarios, topology, business)
+    cut = start + EVENT_S / 2
+    namespace.publish(itertools.takewhile(lambda m: m.time <= cut, messages))
+    sources = asyncio.run(sources_with_data(namespace.settings))
+
+    def covered() -> bool:
+        return all(done == end > 0 for done, end in map(namespace.offsets, sources))
+
+    with namespace.worker("first") as first:
+        namespace.wait_for("a snapshot to cover every message", covered, TIMEOUT_S, [first])
+    firsts = {s: namespace.offsets(s)[0] for s in sources}
+    last = start + EVENT_S
+    namespace.publish(itertools.takewhile(lambda m: m.time <= last, messages))
+    # The partition with the most new messages has its committed offset moved
+    # past some of them, which no snapshot covers.
+    source = max(sources, key=lambda s: namespace.offsets(s)[1] - firsts[s])
+    done, end = namespace.offsets(source)
+    assert end - done > SKIPPED, (source, done, end)
+    asyncio.run(commit(namespace, source, done + SKIPPED))
+    assert namespace.offsets(source)[0] == done + SKIPPED
+
+    port = _free_port()
+    env = {"FORESHOCK_WEB_ENABLED": "true", "FORESHOCK_WEB_PORT": str(port)}
+    with namespace.worker("second", env=env) as worker:
+        # Counted from the snapshot's offset: the skipped messages too.
+        namespace.wait_for(
+            "every message after the snapshots to be processed",
+            lambda: processed_since(namespace, port, firsts),
+            TIMEOUT_S,
+            [worker],
+        )
+        namespace.wait_for(
+            "every window to be decided",
+            lambda: Reports(sources, last).done(namespace.records(kafka.WINDOWS)),
+            TIMEOUT_S,
+            [worker],
+        )
+        rewinds = counters(port)["foreshock_rewinds_total"][()]
+        log = worker.text()
+
+    skipped = f"offsets {done} to {done + SKIPPED - 1}"
+    said = f"{source}: the consumer skipped {skipped}; reading them again"
+    assert said in log, log[-3000:]
+    assert rewinds >= 1
+    assert "never reached the detectors" not in first.text() + log
