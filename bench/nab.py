@@ -46,7 +46,7 @@ import numpy as np
 import numpy.typing as npt
 from river import anomaly
 
-from models.detect import SurpriseDetector
+from models.detectors import DETECTORS, Detector
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -69,9 +69,10 @@ class Series:
 
     folder: str
     name: str
-    timestamps: FloatArray
-    values: FloatArray
+    timestamps: FloatArray  # NaN where a row's timestamp cannot be read
+    values: FloatArray  # NaN where a row's value is blank or not a number
     windows: list[tuple[float, float]] = field(default_factory=list)
+    warning: str = ""  # what is untidy about the file, if anything
 
     def __len__(self) -> int:
         return len(self.timestamps)
@@ -89,14 +90,15 @@ class Series:
     def window_rows(self) -> list[tuple[int, int]]:
         """Each window as ``(first, last)`` row indices, both included.
 
-        A window that covers no row is dropped.
+        A window runs from the first row stamped inside it to the last, in
+        file order (a clock that goes back does not reorder rows). A window
+        that covers no row is dropped.
         """
         rows = []
         for start, end in self.windows:
-            first = int(np.searchsorted(self.timestamps, start, side="left"))
-            last = int(np.searchsorted(self.timestamps, end, side="right")) - 1
-            if last >= first:
-                rows.append((first, last))
+            inside = np.flatnonzero((self.timestamps >= start) & (self.timestamps <= end))
+            if len(inside):
+                rows.append((int(inside[0]), int(inside[-1])))
         return rows
 
     def labels(self) -> npt.NDArray[np.int8]:
@@ -132,8 +134,9 @@ def format_timestamps(seconds: FloatArray) -> list[str]:
     >>> format_timestamps(np.array([60.0]))
     ['1970-01-01 00:01:00']
     """
-    stamps = np.round(seconds).astype(np.int64).astype("datetime64[s]")
-    return [s.replace("T", " ") for s in np.datetime_as_string(stamps, unit="s")]
+    stamps = np.round(np.nan_to_num(seconds)).astype(np.int64).astype("datetime64[s]")
+    texts = [s.replace("T", " ") for s in np.datetime_as_string(stamps, unit="s")]
+    return [t if s == s else "" for t, s in zip(texts, seconds.tolist(), strict=True)]
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -143,19 +146,63 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _timestamp(text: str) -> float:
+    try:
+        return float(parse_timestamps([text.strip()])[0])
+    except ValueError:
+        return math.nan
+
+
+def _value(fields: list[str]) -> float:
+    try:
+        v = float(fields[1])
+    except (IndexError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) else math.nan
+
+
 def read_series(data_dir: Path | str, name: str, windows: Iterable[Sequence[str]] = ()) -> Series:
-    """Read ``<data_dir>/<name>`` (``timestamp,value``) with its windows."""
+    """Read ``<data_dir>/<name>`` (``timestamp,value``) with its windows.
+
+    Real files are untidy: rows stay in file order whatever their clock does
+    (backwards, repeated), a blank or non-numeric value is read as NaN and
+    an unreadable timestamp too, and what was found is said in ``warning``.
+    """
     header, rows = _read_csv(Path(data_dir) / name)
     if header[:2] != ["timestamp", "value"]:
         raise ValueError(f"{name}: expected columns timestamp,value, got {header}")
-    timestamps = parse_timestamps([r[0] for r in rows])
-    # Two NAB files repeat 03:00:00 eleven times (a daylight-saving gap): allow equal stamps.
-    if len(timestamps) > 1 and not np.all(np.diff(timestamps) >= 0):
-        raise ValueError(f"{name}: timestamps go backwards")
-    values = np.array([float(r[1]) for r in rows], dtype=np.float64)
+    try:
+        timestamps = parse_timestamps([r[0].strip() for r in rows])
+    except ValueError:
+        timestamps = np.array([_timestamp(r[0]) for r in rows], dtype=np.float64)
+    values = np.array([_value(r) for r in rows], dtype=np.float64)
     limits = [(float(a), float(b)) for a, b in (parse_timestamps(list(w)) for w in windows)]
     folder = name.rsplit("/", 1)[0] if "/" in name else ""
-    return Series(folder, name, timestamps, values, sorted(limits))
+    return Series(
+        folder, name, timestamps, values, sorted(limits), _untidy(name, timestamps, values)
+    )
+
+
+def _untidy(name: str, timestamps: FloatArray, values: FloatArray) -> str:
+    """One line on what is untidy about a file, or ``""``."""
+    steps = np.diff(timestamps[~np.isnan(timestamps)])
+    found = [
+        f"{what} {count} time{'s' if count > 1 else ''}"
+        for what, count in (
+            ("the clock goes back", int((steps < 0).sum())),
+            ("a timestamp repeats", int((steps == 0).sum())),
+        )
+        if count
+    ]
+    found += [
+        f"{count} {what}"
+        for what, count in (
+            ("unreadable timestamps", int(np.isnan(timestamps).sum())),
+            ("blank or non-numeric values (scored 0, not learnt)", int(np.isnan(values).sum())),
+        )
+        if count
+    ]
+    return f"{name}: {'; '.join(found)}; every row scored, in file order" if found else ""
 
 
 def load_corpus(data_dir: Path | str, labels_file: Path | str) -> list[Series]:
@@ -464,32 +511,63 @@ def run(series: Sequence[Series], detector_factory: Callable[[], OnlineDetector]
 # --------------------------------------------------------------------------- Foreshock's detector
 
 
-class SurpriseScorer:
-    """Foreshock's :class:`~models.detect.SurpriseDetector` behind NAB's interface.
+class DetectorScorer:
+    """Any registered detector (``models.detectors.DETECTORS``) behind NAB's
+    interface: the surprise of each row becomes a score in [0, 1),
+    ``s / (s + alert)``, damped by ``damp`` for ``refractory_days`` (as many
+    rows as that is) after a surprise of ``quiet_at``, so that one event
+    gives one alert.
 
-    Its seasonal period is one day of rows, read from the first time step.
-    Everything else is the detector's defaults.
+    The detector is built from its ``params_for_rows`` for the series' time
+    step, read from the first two rows. A blank value scores 0 and is not
+    learnt.
 
-    >>> d = SurpriseScorer()
+    >>> d = DetectorScorer("surprise")
     >>> scores = [d.update(300.0 * i, 10.0 + (i % 3) * 0.1) for i in range(80)]
     >>> max(scores) < 0.5, d.update(300.0 * 80, 30.0) > 0.5
     (True, True)
     """
 
-    def __init__(self) -> None:
-        self.detector: SurpriseDetector | None = None
+    def __init__(
+        self,
+        name: str,
+        *,
+        alert: float = 10.0,
+        quiet_at: float = 9.0,
+        refractory_days: float = 1.4,
+        damp: float = 0.1,
+    ) -> None:
+        self.kind = DETECTORS[name]
+        self.alert = alert
+        self.quiet_at = quiet_at
+        self.refractory_days = refractory_days
+        self.refractory = 400  # rows, until the time step is known
+        self.damp = damp
+        self.detector: Detector | None = None
         self._first: tuple[float, float] | None = None
+        self._quiet = 0
 
     def update(self, timestamp: float, value: float) -> float:
+        if value != value:  # blank or not a number
+            return 0.0
         if self.detector is None:
             if self._first is None:
                 self._first = (timestamp, value)
                 return 0.0
-            step = timestamp - self._first[0]
-            period = max(2, round(86400.0 / step)) if step > 0 else 0
-            self.detector = SurpriseDetector(period=period)
-            self.detector.update(self._first[1])
-        return self.detector.update(value)
+            step = abs(timestamp - self._first[0])
+            self.detector = self.kind(**self.kind.params_for_rows(step))
+            if step > 0:  # quiet for a duration, whatever the sampling rate
+                self.refractory = max(20, round(self.refractory_days * 86400.0 / step))
+            self.detector.learn_one(None, self._first[1])
+        s = self.detector.score_one(None, value)
+        self.detector.learn_one(None, value)
+        score = s / (s + self.alert)
+        if self._quiet > 0:
+            self._quiet -= 1
+            return score * self.damp
+        if s >= self.quiet_at:
+            self._quiet = self.refractory
+        return score
 
 
 class RiverBaseline:
@@ -503,6 +581,8 @@ class RiverBaseline:
         self.model = anomaly.StandardAbsoluteDeviation()
 
     def update(self, timestamp: float, value: float) -> float:
+        if value != value:  # blank or not a number
+            return 0.0
         d = float(self.model.score_one(None, value))
         self.model.learn_one(None, value)
         return d / (d + 1.0)

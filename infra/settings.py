@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.config import PipelineConfig
 from models.impact import Business
 from models.maintenance import MaintenanceWindow, calendar_from_dict
 from models.topology import Topology
@@ -44,6 +45,10 @@ class Settings(BaseSettings):
     # Announced maintenance (a TOML calendar); workers re-read it while running.
     maintenance: Path | None = None
     log_level: str = "WARNING"
+    # The per-series detector (a name in models.detectors), and others for
+    # some metrics or families, e.g. FORESHOCK_DETECTORS='{"redis": "river-sad"}'.
+    detector: str = "surprise"
+    detectors: dict[str, str] = {}
 
     # Kafka: where, and how to authenticate. Secrets never reach logs or output.
     kafka_bootstrap: str = "localhost:9092"
@@ -78,6 +83,15 @@ class Settings(BaseSettings):
             return calendar_from_dict(read_toml(self.maintenance), topology)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{self.maintenance}: {exc}") from exc
+
+    def pipeline_config(self, topology: Topology) -> PipelineConfig:
+        """The decision path's settings: the detectors and the maintenance
+        calendar; ``ValueError`` (or ``OSError``) saying why if unusable."""
+        return PipelineConfig(
+            detector=self.detector,
+            detectors=tuple(self.detectors.items()),
+            maintenance=self.load_maintenance(topology),
+        )
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.detectors import DETECTORS
 from models.maintenance import MaintenanceWindow
 
 
@@ -13,6 +14,9 @@ class PipelineConfig:
     lateness_s: float = 5.0
     max_ahead_s: float = 3600.0  # refuse a message this far ahead of the stream's watermark
     detector: str = "surprise"  # the per-series detector, by its name in models.detectors
+    # Another detector for some metrics or families: (metric or family, detector)
+    # pairs; a metric's entry wins over its family's.
+    detectors: tuple[tuple[str, str], ...] = ()
     enter: float = 6.0  # anomaly score that starts an anomaly
     leave: float = 3.0  # ... and under which it calms down
     clear_windows: int = 3
@@ -32,3 +36,22 @@ class PipelineConfig:
     creep_slow: float = 1 / 720  # ... and in the long-run baseline (2 h)
     # Announced maintenance: these components do not page during their window.
     maintenance: tuple[MaintenanceWindow, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = sorted({self.detector, *(d for _, d in self.detectors)} - DETECTORS.keys())
+        if unknown:
+            raise ValueError(
+                f"no detector {', '.join(unknown)}; registered: {', '.join(sorted(DETECTORS))}"
+            )
+
+    def detector_for(self, family: str, metric: str) -> str:
+        """The detector that watches ``metric`` of an entity of ``family``.
+
+        >>> cfg = PipelineConfig(detectors=(("redis", "river-sad"), ("latency_p99_ms", "surprise")))
+        >>> cfg.detector_for("redis", "ops_per_s"), cfg.detector_for("redis", "latency_p99_ms")
+        ('river-sad', 'surprise')
+        >>> cfg.detector_for("pods", "error_rate")
+        'surprise'
+        """
+        chosen = dict(self.detectors)
+        return chosen.get(metric, chosen.get(family, self.detector))

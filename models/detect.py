@@ -121,8 +121,8 @@ class SeriesMonitor:
     def update(self, start: float, at: float, value: float) -> Anomaly | None:
         """Score one window; return the anomaly if it just started or ended."""
         detector = self.detector
-        harm = self._harm(detector.score_one(value), detector.deviation)
-        z = detector.deviation
+        surprise, z = detector.assess(value)
+        harm = self._harm(surprise, z)
         if self.active is None:
             if harm >= self._enter:
                 if self._streak == 0:
@@ -136,7 +136,7 @@ class SeriesMonitor:
                     return self.active
                 return None
             self._streak = 0
-            detector.learn_one(value)
+            detector.learn_one(None, value)
             return None
         self._held += 1
         if harm < self._leave:
@@ -144,7 +144,7 @@ class SeriesMonitor:
         else:
             self._calm = 0
         if self._held >= self.max_hold:
-            detector.learn_one(value)
+            detector.learn_one(None, value)
         if self._calm >= self.clear:
             ended = replace(
                 self.active, value=value, baseline=detector.baseline, deviation=z, ended_at=at

@@ -114,7 +114,7 @@ class DetectStage(Snapshotted):
         entity, metric = key
         return SERIES_METRICS[self.topology.family_of[entity]][metric]
 
-    def _monitor_settings(self) -> dict[str, Any]:
+    def _monitor_settings(self, key: SeriesKey) -> dict[str, Any]:
         cfg = self.config
         return {
             "enter": cfg.enter,
@@ -123,7 +123,7 @@ class DetectStage(Snapshotted):
             "max_hold": cfg.max_hold_windows,
             "fading_factor": cfg.fading_factor,
             "warm_up": cfg.warm_up_windows,
-            "detector": cfg.detector,
+            "detector": cfg.detector_for(self.topology.family_of[key[0]], key[1]),
         }
 
     def _watch_settings(self, spec: MetricSpec) -> dict[str, Any] | None:
@@ -155,7 +155,7 @@ class DetectStage(Snapshotted):
     def _monitor(self, key: SeriesKey) -> SeriesMonitor:
         entity, metric = key
         spec = self._spec(key)
-        mon = self.monitors[key] = SeriesMonitor(entity, spec, **self._monitor_settings())
+        mon = self.monitors[key] = SeriesMonitor(entity, spec, **self._monitor_settings(key))
         watch = self._watch_settings(spec)
         if watch is not None:
             self.watches[key] = ExhaustionWatch(entity, metric, **watch)
@@ -195,12 +195,11 @@ class DetectStage(Snapshotted):
         stage.batches = dict(_batch_from_state(raw) for raw in as_list(state["batches"]))
         stage.windows = Windower.from_state(as_dict(state["windows"]), cfg.window_s, cfg.lateness_s)
         known = topology.family_of
-        settings = stage._monitor_settings()
         for (entity, metric), raw in pairs_of(as_dict, state["monitors"]).items():
             if entity in known:
-                spec = stage._spec((entity, metric))
-                stage.monitors[(entity, metric)] = SeriesMonitor.from_state(
-                    raw, entity, spec, **settings
+                key = (entity, metric)
+                stage.monitors[key] = SeriesMonitor.from_state(
+                    raw, entity, stage._spec(key), **stage._monitor_settings(key)
                 )
         for key, raw in pairs_of(as_dict, state["watches"]).items():
             watch = stage._watch_settings(stage._spec(key)) if key[0] in known else None
@@ -222,7 +221,7 @@ class DetectStage(Snapshotted):
         >>> DetectStage.restore(b'{"format": 1}', None, PipelineConfig())
         Traceback (most recent call last):
         ...
-        models.snapshot.IncompatibleSnapshot: snapshot format 1; this version reads format 3
+        models.snapshot.IncompatibleSnapshot: snapshot format 1; this version reads format 4
         """
         state = load(snapshot, cls.__name__)
         return rebuild(cls.__name__, lambda: cls.from_state(state, topology, config))

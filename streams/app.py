@@ -77,7 +77,7 @@ class ModelInputs:
 
     @functools.cached_property
     def config(self) -> PipelineConfig:
-        return PipelineConfig(maintenance=self.settings.load_maintenance(self.topology))
+        return self.settings.pipeline_config(self.topology)
 
     def load(self) -> None:
         """Read them all now, if not read yet."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -24,8 +26,18 @@ from foreshock.cli.common import (
     find_scenario,
     settings_of,
 )
-from foreshock.cli.render import kafka_table, nab_table, progress_bar, soak_row, soak_trends_table
+from foreshock.cli.render import (
+    kafka_table,
+    nab_compare_table,
+    nab_table,
+    progress_bar,
+    soak_row,
+    soak_trends_table,
+)
 from infra.settings import Settings
+
+if TYPE_CHECKING:
+    from bench.nab import ProfileResult, Run
 
 app = typer.Typer(help="Benchmarks: figures and ratios, never pass/fail.")
 
@@ -146,30 +158,57 @@ def nab(
     data: Annotated[Path, typer.Option(help="a NAB data folder (<folder>/<series>.csv)")],
     labels: Annotated[Path, typer.Option(help="NAB's combined_windows.json")],
     out: Annotated[Path, typer.Option(help="results folder, in NAB's layout")] = Path("out/nab"),
+    detector: Annotated[str, typer.Option(help="a registered per-series detector")] = "surprise",
+    compare: Annotated[
+        str, typer.Option(help="detectors to score in the same run, comma-separated")
+    ] = "",
     json: Json = False,
 ) -> None:
-    """Score Foreshock's per-series detector on a NAB corpus (NAB's rules and profiles)."""
+    """Score a per-series detector on a NAB corpus (NAB's rules and profiles),
+    beside River's defaults; or, with --compare, several detectors in one table."""
     from bench import nab as nabench
+    from models.detectors import DETECTORS
 
+    names = [n.strip() for n in compare.split(",") if n.strip()] or [detector]
+    unknown = [n for n in names if n not in DETECTORS]
+    if unknown:
+        fail(f"no detector {', '.join(unknown)}; registered: {', '.join(sorted(DETECTORS))}")
     try:
         corpus = nabench.load_corpus(data, labels)
     except (OSError, ValueError) as exc:  # a missing file, or one not in NAB's format
         fail(f"cannot read the NAB corpus: {exc}")
-    result = nabench.run(corpus, nabench.SurpriseScorer)
-    nabench.write_results(out, corpus, result.scores)
-    scores = nabench.score_corpus(corpus, result.scores)
-    summary: dict[str, float | int] = {name: round(r.score, 2) for name, r in scores.items()}
-    summary |= {"points": result.points, "points_per_s": round(result.points_per_second)}
+    for s in corpus:
+        if s.warning:
+            errors.print(f"warning: {s.warning}", soft_wrap=True)
+    runs = {name: nabench.run(corpus, partial(nabench.DetectorScorer, name)) for name in names}
+    scored = {name: nabench.score_corpus(corpus, r.scores) for name, r in runs.items()}
+    for name, r in runs.items():
+        nabench.write_results(out, corpus, r.scores, detector=name)
+    summaries = {name: _nab_summary(scored[name], r) for name, r in runs.items()}
+    if compare:
+        if json:
+            typer.echo(orjson.dumps(summaries).decode())
+            return
+        console.print(nab_compare_table(scored, runs, len(corpus)))
+        console.print(f"results in {out}/<detector>/")
+        return
     river = nabench.score_corpus(corpus, nabench.run(corpus, nabench.RiverBaseline).scores)
+    summary = summaries[detector]
     summary |= {f"river_sad_{name}": round(r.score, 2) for name, r in river.items()}
     if json:
         typer.echo(orjson.dumps(summary).decode())
         return
-    console.print(nab_table(scores, river, len(corpus)))
+    result = runs[detector]
+    console.print(nab_table(scored[detector], river, len(corpus)))
     console.print(
         f"{result.points:,} points at {result.points_per_second:,.0f} points/s; "
-        f"results in {out}/foreshock/"
+        f"results in {out}/{detector}/"
     )
+
+
+def _nab_summary(scores: Mapping[str, ProfileResult], run: Run) -> dict[str, float | int]:
+    summary: dict[str, float | int] = {name: round(r.score, 2) for name, r in scores.items()}
+    return summary | {"points": run.points, "points_per_s": round(run.points_per_second)}
 
 
 def _clean_up(runs: list[Settings], keep: bool, json: bool) -> None:

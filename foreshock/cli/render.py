@@ -22,7 +22,7 @@ from producers.scenario import Scenario, Truth
 from streams.sinks import Sink
 
 if TYPE_CHECKING:  # the benchmarks load only when run
-    from bench.nab import ProfileResult
+    from bench.nab import ProfileResult, Run
     from bench.replay import Replay
     from bench.scenarios import Progress as BenchProgress
     from bench.soak import Row
@@ -264,4 +264,23 @@ def nab_table(
     )
     for name, r in scores.items():
         table.add_row(name, f"{r.score:.1f}", f"{r.threshold:.4f}", f"{river[name].score:.1f}")
+    return table
+
+
+def nab_compare_table(
+    scored: Mapping[str, Mapping[str, ProfileResult]], runs: Mapping[str, Run], series: int
+) -> Table:
+    """``bench nab --compare``: detectors scored in one run, best standard score first."""
+    table = Table(
+        "detector", "standard", "low FP", "low FN", "points/s", title=f"NAB: {series} series"
+    )
+    for name in sorted(scored, key=lambda n: -scored[n]["standard"].score):
+        r = scored[name]
+        table.add_row(
+            name,
+            f"{r['standard'].score:.1f}",
+            f"{r['reward_low_FP_rate'].score:.1f}",
+            f"{r['reward_low_FN_rate'].score:.1f}",
+            f"{runs[name].points_per_second:,.0f}",
+        )
     return table

@@ -17,6 +17,7 @@ from foreshock.cli.common import (
     Seed,
     Speed,
     console,
+    fail,
     find_scenario,
     settings_of,
 )
@@ -44,6 +45,10 @@ def replay_command(
     settings = settings_of(ctx)
     sc = find_scenario(settings, scenario)
     topology, business = settings.load_topology(), settings.load_business()
+    try:
+        config = settings.pipeline_config(topology)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot use the settings: {exc}")
     sinks: list[Sink] = []
     if not json:
         console.print(f"[bold]{sc.name}[/] (seed {seed}): {sc.description}")
@@ -53,7 +58,9 @@ def replay_command(
     if out:
         sinks.append(JsonlSink(out))
     try:
-        result = replay(sc, topology, business, seed=seed, speed=speed.factor, sinks=sinks)
+        result = replay(
+            sc, topology, business, seed=seed, speed=speed.factor, sinks=sinks, config=config
+        )
     finally:
         for sink in sinks:
             sink.close()

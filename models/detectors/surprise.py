@@ -11,9 +11,9 @@ detector scores NAB's labelled series (``bench/nab.py``).
 from __future__ import annotations
 
 import math
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
-from models.detectors.base import Detector
+from models.detectors.base import Assessment, Detector, season_of_rows
 from models.schema import MetricSpec
 from models.snapshot import as_bool, as_float, as_int, as_list, list_of
 
@@ -79,29 +79,49 @@ class SurpriseDetector(Detector):
     ``recur_k`` remembered episodes as large, the surprise is capped under
     ``event``: routine for this series. A larger-than-ever spike still counts.
 
-    Use :meth:`score_one` then :meth:`learn_one` (a caller may skip learning a
-    value, as :class:`~models.detect.SeriesMonitor` does during an anomaly: its
-    events then do not count as this series' habits either), or :meth:`update`,
-    which does both and returns a score in [0, 1): ``s / (s + alert)``, damped
-    by ``damp`` for ``refractory`` values after an alert so that one event
-    gives one alert.
+    **Options** for series of unknown kind (all off by default; a NAB file's
+    ``params_for_rows`` turns them on):
+
+    - ``recur_units``: recurrence compares episode sizes in the metric's unit
+      (``|x - expected|``), not in scales, and only with episodes of the same
+      model (level or season): a scale that shrinks between routine spikes
+      (a zero-inflated series) no longer makes each of them larger than ever.
+    - ``recur_tol``: a remembered episode within this fraction of the current
+      size counts as as large (measurement noise on a repeated spike).
+    - ``density_recur``: an event count no higher than the ``recur_k``-th
+      highest of past blocks of ``density_window`` values within ``memory`` is
+      routine too (events cluster, so counts are over-dispersed).
+    - ``season_beta``: the season is a profile, each phase an exponentially
+      weighted mean over past seasons with this weight, rather than the single
+      value one season ago: its residual is less noisy, so more series count
+      as repeating and fewer seasonal values look surprising.
+
+    Use :meth:`score_one` (or :meth:`assess`) then :meth:`learn_one`, as with
+    any River anomaly detector; a caller may skip learning a value, as
+    :class:`~models.detect.SeriesMonitor` does during an anomaly: its events
+    then do not count as this series' habits either.
 
     Examples
     --------
     >>> import random
     >>> rng = random.Random(1)
     >>> det = SurpriseDetector()
-    >>> quiet = [det.update(10.0 + rng.gauss(0.0, 1.0)) for _ in range(500)]
-    >>> max(quiet) < 0.5
+    >>> quiet = []
+    >>> for _ in range(500):
+    ...     y = 10.0 + rng.gauss(0.0, 1.0)
+    ...     quiet.append(det.score_one(None, y))
+    ...     det.learn_one(None, y)
+    >>> max(quiet) < 6
     True
-    >>> det.update(30.0) > 0.5, det.deviation > 0
+    >>> surprise, deviation = det.assess(30.0)
+    >>> surprise > 10, deviation > 0
     (True, True)
 
     Its learned state is plain data; rebuilt with the same parameters, it goes
     on exactly as the original:
 
     >>> twin = SurpriseDetector.from_state(det.to_state())
-    >>> [twin.update(v) for v in quiet[:5]] == [det.update(v) for v in quiet[:5]]
+    >>> twin.score_one(None, 30.0) == det.score_one(None, 30.0)
     True
     """
 
@@ -122,12 +142,13 @@ class SurpriseDetector(Detector):
         density_window: int = 36,
         density_alpha: float = 0.0005,
         density_prior: float = 0.002,
-        alert: float = 10.0,
-        refractory: int = 400,
-        damp: float = 0.1,
         floor: float = 0.0,
         rel_floor: float = 0.02,
         step_floor: float = 0.1,
+        recur_units: bool = False,
+        recur_tol: float = 0.0,
+        density_recur: bool = False,
+        season_beta: float = 0.0,
     ) -> None:
         self.alpha = alpha
         self.alpha_short = alpha_short
@@ -143,15 +164,15 @@ class SurpriseDetector(Detector):
         self.density_window = density_window
         self.density_alpha = density_alpha
         self.density_prior = density_prior
-        self.alert = alert
-        self.refractory = refractory
-        self.damp = damp
         self.floor = floor
         self.rel_floor = rel_floor
         self.step_floor = step_floor
+        self.recur_units = recur_units
+        self.recur_tol = recur_tol
+        self.density_recur = density_recur
+        self.season_beta = season_beta
         self._se_short = math.sqrt(alpha_short / (2.0 - alpha_short)) if alpha_short > 0 else 1.0
-        self._n = 0  # values observed
-        self._learnt = 0  # values learnt
+        self._n = 0  # values learnt
         self._level = 0.0
         self._mad = 0.0
         self._short = 0.0
@@ -168,14 +189,11 @@ class SurpriseDetector(Detector):
         self._event_pos = 0
         self._event_count = 0
         self._event_rate = density_prior
-        self._quiet = 0
-        self._x = 0.0
-        self._scale = self._floor = 0.0
-        self._lag = math.nan
-        self._az = 0.0
-        self._event = False
-        self.surprise = 0.0
-        self.deviation = 0.0  # signed, in scales: + above what was expected
+        self._episode_kind = 0  # 1 if the open episode is the seasonal model's
+        self._dblocks: list[int] = []  # density_recur: top event count of each past block
+        self._dblock_max = 0
+        self._dmax = 0  # the recur_k-th highest of those
+        self._memo: _Evaluation | None = None  # the last value scored, for learning it
 
     @property
     def baseline(self) -> float:
@@ -184,7 +202,7 @@ class SurpriseDetector(Detector):
 
     @property
     def ready(self) -> bool:
-        return self._learnt >= self.warm_up
+        return self._n >= self.warm_up
 
     @classmethod
     def params_for(cls, spec: MetricSpec, *, fading_factor: float, warm_up: int) -> dict[str, Any]:
@@ -197,11 +215,25 @@ class SurpriseDetector(Detector):
             "warm_up": warm_up,
         }
 
+    @classmethod
+    def params_for_rows(cls, step_s: float) -> dict[str, Any]:
+        # A series of unknown kind: one day of rows is the season, with every
+        # option for series whose habits are not known in advance.
+        options = {
+            "memory": 8000,
+            "recur_units": True,
+            "recur_tol": 0.05,
+            "density_recur": True,
+            "season_beta": 0.5,
+        }
+        return season_of_rows(step_s) | options
+
     def to_state(self) -> dict[str, Any]:
         state = {name: getattr(self, name) for name, _ in _STATE}
         state["_episodes"] = [[last, peak] for last, peak in self._episodes]
         state["_ring"] = list(self._ring)
         state["_events"] = list(self._events)
+        state["_dblocks"] = list(self._dblocks)
         return state
 
     @classmethod
@@ -213,73 +245,97 @@ class SurpriseDetector(Detector):
         det._episodes = [(as_int(last), as_float(peak)) for last, peak in episodes]
         det._ring = list_of(as_float, state["_ring"], len(det._ring))
         det._events = list_of(as_bool, state["_events"], det.density_window)
+        det._dblocks = list_of(as_int, state["_dblocks"])
         if det.density_window and not 0 <= det._event_pos < det.density_window:
             raise ValueError(f"event position {det._event_pos} out of range")
         return det
 
-    def score_one(self, x: float) -> float:
-        """The surprise of ``x`` given the past; sets :attr:`deviation` too."""
+    def assess(self, y: float) -> Assessment:
+        """The surprise of ``y`` given the past and its signed deviation."""
+        e = self._evaluate(y)
+        return Assessment(e.surprise, e.z)
+
+    def _evaluate(self, x: float) -> _Evaluation:
+        """Everything scoring ``x`` works out, without changing the detector;
+        the last one is kept, as ``learn_one`` needs it too."""
+        memo = self._memo
+        if memo is not None and memo.n == self._n and memo.x == x:
+            return memo
         n = self._n
-        self._n = n + 1
-        self._x = x
-        self._event = False
-        if self._learnt == 0:
-            self.surprise = self.deviation = 0.0
-            return 0.0
         m = self._level
-        floor = self._floor = max(
-            self.floor, self.rel_floor * abs(m), self.step_floor * self._step, 1e-12
-        )
-        scale = self._scale = max(_MAD_TO_SD * self._mad, floor)
-        z = (x - m) / scale
+        floor = max(self.floor, self.rel_floor * abs(m), self.step_floor * self._step, 1e-12)
+        scale = max(_MAD_TO_SD * self._mad, floor)
+        lag = self._ring[n % self.period] if self._ring else math.nan
+        if n == 0 or n < self.warm_up:
+            e = _Evaluation(n, x, 0.0, 0.0, 0.0, False, scale, floor, lag, 0)
+            self._memo = e
+            return e
+        z, unit, kind = (x - m) / scale, scale, 0
         if self._ring:
-            self._lag = self._ring[n % self.period]
             repeats = self._err_season < self.season_ratio * self._err_level
-            if self._lag == self._lag and repeats and n > self.period + self.warm_up:
-                z = (x - self._lag) / max(_MAD_TO_SD * self._season_mad, floor)
-        if self._learnt < self.warm_up:
-            self.surprise = self.deviation = 0.0
-            return 0.0
+            if lag == lag and repeats and n > self.period + self.warm_up:
+                unit, kind = max(_MAD_TO_SD * self._season_mad, floor), 1
+                z = (x - lag) / unit
         s = tail_surprise(z)
         if self.alpha_short > 0:
-            short = self._short + self.alpha_short * (self._clipped(x) - self._short)
+            short = self._short + self.alpha_short * (self._clipped(x, scale) - self._short)
             z_shift = (short - m) / (scale * self._se_short)
             s_shift = tail_surprise(z_shift)
             if s_shift > s:
                 s, z = s_shift, z_shift
-        self._az, self._event = abs(z), s >= self.event
-        if self.memory > 0 and self._event and self._routine(n):
+                unit, kind = scale * self._se_short, 0  # a shift is the level model's
+        az, event = abs(z) * unit if self.recur_units else abs(z), s >= self.event
+        if self.memory > 0 and event and self._routine(n, az, kind):
             s = self.event * (1.0 - 1.0 / (2.0 + math.log1p(s)))
         if self.density_window > 0:
-            s = max(s, self._density())
-        self.surprise, self.deviation = s, z
-        return s
+            s = max(s, self._density(event))
+        e = self._memo = _Evaluation(n, x, s, z, az, event, scale, floor, lag, kind)
+        return e
 
-    def _clipped(self, x: float) -> float:
+    def _clipped(self, x: float, scale: float) -> float:
         # One spike must not read as a shift for the next several values.
-        lim = self.clip * self._scale
+        lim = self.clip * scale
         return max(self._level - lim, min(self._level + lim, x))
 
-    def _routine(self, n: int) -> bool:
-        """Had this series at least ``recur_k`` episodes as large, lately?"""
-        peaks = [p for last, p in self._episodes if n - last <= self.memory]
-        if n - self._episode_last > self.episode_gap:  # this event starts a new episode
-            peaks.append(self._episode_peak)
-        return sum(p >= self._az for p in peaks) >= self.recur_k
+    def _routine(self, n: int, az: float, kind: int) -> bool:
+        """Had this series at least ``recur_k`` episodes as large, lately?
 
-    def _density(self) -> float:
-        count = self._event_count + self._event - self._events[self._event_pos]
+        With ``recur_units``, episodes of the seasonal model are kept with a
+        negative peak and compare only with the seasonal model's values.
+        """
+        az /= 1.0 + self.recur_tol
+        need = self.recur_k
+        if n - self._episode_last > self.episode_gap and self._episode_peak >= az:
+            need -= 1  # this event starts a new episode: the open one counts as past
+        seasonal = kind == 1
+        for last, p in self._episodes:
+            if need <= 0:
+                break
+            if self.recur_units and (p < 0) != seasonal:
+                continue  # like with like: a peak of the other model does not compare
+            if abs(p) >= az and n - last <= self.memory:
+                need -= 1
+        return need <= 0
+
+    def _density(self, event: bool) -> float:
+        count = self._event_count + event - self._events[self._event_pos]
         lam = max(self._event_rate, self.density_prior) * self.density_window
-        return poisson_surprise(count, lam)
+        s = poisson_surprise(count, lam)
+        if self.density_recur and count <= self._dmax:
+            return min(s, 0.9 * self.event)  # a count seen before is routine
+        return s
 
-    def _remember_event(self) -> None:
-        n, event = self._n - 1, self._event
+    def _remember_event(self, e: _Evaluation) -> None:
+        n, event = e.n, e.event
         if self.memory > 0 and event:
             if n - self._episode_last > self.episode_gap:
                 if self._episode_peak > 0:
-                    self._episodes.append((self._episode_last, self._episode_peak))
+                    seasonal = self.recur_units and self._episode_kind == 1
+                    peak = -self._episode_peak if seasonal else self._episode_peak
+                    self._episodes.append((self._episode_last, peak))
                 self._episode_peak = 0.0
-            self._episode_peak = max(self._episode_peak, self._az)
+            self._episode_peak = max(self._episode_peak, e.az)
+            self._episode_kind = e.kind
             self._episode_last = n
             while self._episodes and n - self._episodes[0][0] > self.memory:
                 self._episodes.pop(0)
@@ -289,60 +345,78 @@ class SurpriseDetector(Detector):
             self._events[pos] = event
             self._event_pos = (pos + 1) % self.density_window
             self._event_rate += self.density_alpha * (event - self._event_rate)
+            if self.density_recur:
+                self._remember_block()
 
-    def learn_one(self, x: float) -> None:
-        """Take ``x``, the value last scored, into the model."""
-        n = self._learnt
-        self._learnt = n + 1
-        self._remember_event()
+    def _remember_block(self) -> None:
+        """Keep the top event count of each block of ``density_window`` values."""
+        self._dblock_max = max(self._dblock_max, self._event_count)
+        if self._event_pos == 0:  # a block ends
+            self._dblocks.append(self._dblock_max)
+            self._dblock_max = 0
+            if len(self._dblocks) > max(1, self.memory // self.density_window):
+                self._dblocks.pop(0)
+            top = sorted(self._dblocks)
+            self._dmax = top[-min(self.recur_k, len(top))]
+
+    def learn_one(self, x: dict[str, Any] | None, y: float) -> None:  # type: ignore[override]
+        """Take ``y``, the next value of the series, into the model."""
+        e = self._evaluate(y)
+        self._memo = None
+        n = self._n
+        self._n = n + 1
+        self._remember_event(e)
         if n == 0:
-            self._level = self._short = self._prev = x
+            self._level = self._short = self._prev = y
         if self._ring:
-            k = (self._n - 1) % self.period
-            lag, self._ring[k] = self._lag, x
+            lag = e.lag
+            blend = self.season_beta > 0 and lag == lag
+            self._ring[n % self.period] = lag + self.season_beta * (y - lag) if blend else y
             if n and lag == lag:
                 # the seasonal model's typical error against the level model's
-                ae = abs(x - lag)
+                ae = abs(y - lag)
                 if self._season_mad > 0:
-                    ae = min(ae, self.clip * max(_MAD_TO_SD * self._season_mad, self._floor))
+                    ae = min(ae, self.clip * max(_MAD_TO_SD * self._season_mad, e.floor))
                     self._season_mad += self.alpha * (ae - self._season_mad)
                 else:
                     self._season_mad = ae
                 self._err_season += self.alpha * (ae - self._err_season)
-                level_err = min(abs(x - self._level), self.clip * self._scale)
+                level_err = min(abs(y - self._level), self.clip * e.scale)
                 self._err_level += self.alpha * (level_err - self._err_level)
         if n == 0:
             return
         a = self.alpha
-        self._step += a * (min(abs(x - self._prev), self.clip * self._scale) - self._step)
-        self._prev = x
-        self._short += self.alpha_short * (self._clipped(x) - self._short)
-        dev = x - self._level
+        self._step += a * (min(abs(y - self._prev), self.clip * e.scale) - self._step)
+        self._prev = y
+        self._short += self.alpha_short * (self._clipped(y, e.scale) - self._short)
+        dev = y - self._level
         if n < self.warm_up:  # plain running mean and deviation until warm
             self._level += dev / (n + 1)
             self._mad += (abs(dev) - self._mad) / n
             return
-        lim = self.level_clip * self._scale
+        lim = self.level_clip * e.scale
         self._level += a * max(-lim, min(lim, dev))
-        self._mad += a * (min(abs(dev), self.clip * self._scale) - self._mad)
+        self._mad += a * (min(abs(dev), self.clip * e.scale) - self._mad)
 
-    def update(self, x: float) -> float:
-        """Observe and learn ``x``; its score in [0, 1), 0.5 at the alert level."""
-        s = self.score_one(x)
-        self.learn_one(x)
-        score = s / (s + self.alert)
-        if self._quiet > 0:
-            self._quiet -= 1
-            return score * self.damp
-        if s >= self.alert:
-            self._quiet = self.refractory
-        return score
+
+class _Evaluation(NamedTuple):
+    """What scoring a value worked out, for learning it."""
+
+    n: int  # the value's place in the series
+    x: float
+    surprise: float
+    z: float  # signed deviation, in scales
+    az: float
+    event: bool
+    scale: float
+    floor: float
+    lag: float  # the value one season ago (NaN without a season)
+    kind: int  # which model judged it: 0 level (or shift), 1 season
 
 
 # The learned state, field by field, with how each is read back.
 _STATE: tuple[tuple[str, Any], ...] = (
     ("_n", as_int),
-    ("_learnt", as_int),
     ("_level", as_float),
     ("_mad", as_float),
     ("_short", as_float),
@@ -356,13 +430,7 @@ _STATE: tuple[tuple[str, Any], ...] = (
     ("_event_pos", as_int),
     ("_event_count", as_int),
     ("_event_rate", as_float),
-    ("_quiet", as_int),
-    ("_x", as_float),
-    ("_scale", as_float),
-    ("_floor", as_float),
-    ("_lag", as_float),
-    ("_az", as_float),
-    ("_event", as_bool),
-    ("surprise", as_float),
-    ("deviation", as_float),
+    ("_episode_kind", as_int),
+    ("_dblock_max", as_int),
+    ("_dmax", as_int),
 )
