@@ -105,6 +105,11 @@ def test_nab_is_a_benchmark_among_the_others(cli):
             "error: unknown scenarios: nope",
         ),
         (
+            ("bench", "nab", "--data", "/x", "--labels", "/y.json", "--compare", "surprise,nope"),
+            "error: no detector nope; registered: river-gaussian, river-holt-winters, "
+            "river-hst, river-sad, river-snarimax, surprise",
+        ),
+        (
             ("bench", "nab", "--data", "/no/such/folder", "--labels", "/no/such/file.json"),
             "error: cannot read the NAB corpus: [Errno 2] No such file or directory: "
             "'/no/such/file.json'",
@@ -124,3 +129,15 @@ def test_a_setting_that_does_not_parse_is_named(cli, monkeypatch):
     assert result.exit_code == 2
     assert result.stderr.startswith("error: FORESHOCK_PARTITIONS: ")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_detector_chosen_in_the_settings_runs_the_replay(cli, monkeypatch):
+    monkeypatch.setenv("FORESHOCK_DETECTORS", '{"pods": "river-sad"}')
+    result = cli("replay", "music-errors", "--seed", "2", "--json")
+    assert result.exit_code == 0, result.output
+    [incident] = orjson.loads(result.stdout)["incidents"]
+    assert incident["root_cause"] == "music-svc"
+    monkeypatch.setenv("FORESHOCK_DETECTORS", '{"pods": "river-typo"}')
+    result = cli("replay", "music-errors", "--seed", "2", "--json")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: cannot use the settings: no detector river-typo")

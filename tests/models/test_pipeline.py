@@ -371,3 +371,28 @@ def test_a_window_report_with_a_malformed_note_is_refused(note):
     raw = {"source": "p0", "start": 10.0, "decided_at": 15.0, "notes": [note], "losses": []}
     refused = WindowReport.parse(orjson.dumps(raw))
     assert isinstance(refused, Rejection) and refused.reason == "not_a_window_report"
+
+
+@pytest.mark.parametrize("river", ["river-sad", "river-holt-winters"])
+def test_a_river_detector_chosen_for_a_family_runs_the_same_path(business_data, river):
+    """Pods watched by a River detector, logins by Foreshock's: the fault is
+    found, with its root cause, and a snapshot restores River's models too."""
+    config = PipelineConfig(detectors=(("pods", river),), resolve_after_s=120.0)
+    pipeline = DetectionPipeline(
+        Topology.from_dict(WORLD), Business.from_dict(business_data), config
+    )
+    run(pipeline, T0, T0 + 900)
+    kinds = {key: type(mon.detector).__name__ for key, mon in pipeline.detect.monitors.items()}
+    assert kinds[("db", "p99_latency_ms")] == kinds[("api", "error_rate")] != "SurpriseDetector"
+    assert kinds[("logins/north", "success_ratio")] == "SurpriseDetector"
+    again = restored(pipeline)
+    assert again.detect.snapshot() == pipeline.detect.snapshot()
+    fault = T0 + 900
+    events = run(again, fault, fault + 300, db_latency=500.0, api_errors=0.6, success=0.1)
+    opened = [e for e in incident_events(events) if e.kind == "opened"]
+    assert len(opened) == 1 and opened[0].incident.root_cause == "db"
+
+
+def test_an_unknown_detector_name_is_refused_with_the_names_there_are():
+    with pytest.raises(ValueError, match=r"no detector river-typo; registered: .*surprise"):
+        PipelineConfig(detectors=(("redis", "river-typo"),))
