@@ -160,7 +160,12 @@ class RiverDetector(Detector):
     def learn_one(self, x: dict[str, Any] | None, y: float) -> None:  # type: ignore[override]
         raw = self._raw(y)
         if self.scale is Scale.FORECAST:
-            self._model.learn_one(y)
+            try:
+                self._model.learn_one(y)
+            except ZeroDivisionError:
+                # Holt-Winters divides its first season by its mean level:
+                # one that averages 0 cannot start it, so start again after it.
+                self._model = self.MODELS[self.model][0](self.period)
         elif self.scale is Scale.RELATIVE:
             self._model.learn_one({"y": y})
         else:

@@ -321,6 +321,15 @@ def test_every_detector_scores_a_nab_series(name: str) -> None:
     assert scores[500] > np.median(scores[100:495])  # the spike stands out, if only a little
 
 
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_every_detector_survives_a_series_that_starts_flat_at_zero(name: str) -> None:
+    values = np.concatenate([np.zeros(700), np.arange(300) % 5.0])
+    s = make_series(1000, [])
+    s = Series(s.folder, s.name, s.timestamps, values, [])
+    scores = run([s], partial(DetectorScorer, name)).scores[s.name]
+    assert len(scores) == 1000 and np.all((scores >= 0) & (scores <= 1))
+
+
 UNTIDY = """timestamp,value
 2015-01-01 00:00:00,10
 2015-01-01 00:05:00,11
