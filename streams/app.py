@@ -45,6 +45,7 @@ from models.report import WindowReport
 from models.schema import Rejection, Telemetry, decode
 from models.topology import Topology
 from streams import metrics
+from streams.deadletters import bounded, dead_letter
 from streams.partitions import REWIND_S, Partition, Partitions, source_of
 from streams.sinks import event_to_dict
 from streams.sinks.kafka import KafkaSink
@@ -193,20 +194,21 @@ async def _keep_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) ->
 
 
 async def _dead_letter(message: Any, rejection: Rejection) -> Awaitable[Any]:
-    """Keep a refused message verbatim, with where it came from and why."""
-    log.warning("rejected %s: %s (%s)", source_of(message), rejection.reason, rejection.detail)
-    metrics.rejected.labels(rejection.reason).inc()
-    return await deadletter.send(
-        key=message.topic.encode(),
-        value=message.value,
-        headers={
-            "reason": rejection.reason.encode(),
-            "detail": rejection.detail.encode(),
-            "topic": message.topic.encode(),
-            "partition": str(message.partition).encode(),
-            "offset": str(message.offset).encode(),
-        },
+    """Keep a refused message, with where it came from and why (see
+    ``streams.deadletters``: verbatim when it fits)."""
+    log.warning(
+        "rejected %s: %s (%s)", source_of(message), rejection.reason, bounded(rejection.detail)
     )
+    metrics.rejected.labels(rejection.reason).inc()
+    letter = dead_letter(
+        message.value or b"",
+        rejection,
+        message.topic,
+        message.partition,
+        message.offset,
+        app.conf.producer_max_request_size,
+    )
+    return await deadletter.send(key=letter.key, value=letter.value, headers=letter.headers)
 
 
 @app.agent(telemetry)

@@ -6,6 +6,7 @@ into the models once; the worker's counters agree."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import time
@@ -108,6 +109,10 @@ MAKERS: list[tuple[str, Maker]] = [
     (
         "oversized",
         lambda t: (t.family, b"", encode(t) + b" " * (MAX_MESSAGE_BYTES + 1 - len(encode(t)))),
+    ),
+    (
+        "oversized",  # over a produce request once decompressed: its dead letter is cut
+        lambda t: (t.family, b"", encode(t) + b" " * 1_100_000),
     ),
     ("wrong_topic", lambda t: (_other_family(t), t.entity.encode(), encode(t))),
     (
@@ -223,6 +228,7 @@ def test_every_bad_message_is_dead_lettered_and_every_good_one_processed(
     # The dead-letter topic: every bad message, once, verbatim, with its origin and reason.
     dead = namespace.records("foreshock.deadletter")
     origins = []
+    cut = 0
     for record in dead:
         h = {k: v.decode() for k, v in record.headers}
         origin = (h["topic"], int(h["partition"]), int(h["offset"]))
@@ -230,13 +236,23 @@ def test_every_bad_message_is_dead_lettered_and_every_good_one_processed(
         expected = sent.get(origin)
         assert expected is not None and expected.reason is not None, (origin, h)
         assert h["reason"] == expected.reason, (origin, h, expected.value[:200])
-        assert h["detail"]
-        assert record.value == expected.value
+        assert h["detail"] and len(h["detail"]) <= 1100
+        assert h["id"] == ":".join(map(str, origin))
+        if "sha256" in h:  # too large to keep whole: a prefix, the size and the digest
+            cut += 1
+            assert len(expected.value) > 900_000
+            assert expected.value.startswith(record.value) and len(record.value) < 600_000
+            assert int(h["original_size"]) == len(expected.value)
+            assert h["sha256"] == hashlib.sha256(expected.value).hexdigest()
+        else:
+            assert record.value == expected.value
         assert record.key == h["topic"].encode()
     should = {o for o, p in sent.items() if p.reason is not None}
     missing, twice = len(should - set(origins)), len(origins) - len(set(origins))
     assert (missing, twice) == (0, 0)
     assert set(origins) == should
+    assert cut == sum(len(p.value) > 900_000 for p in bad) > 0
+    assert "MessageSizeTooLarge" not in worker.text()  # no dead letter was too large to send
 
     # The counters: every good message processed once, every rejection counted by reason.
     processed = final["foreshock_processed_messages_total"]
@@ -252,5 +268,6 @@ def test_every_bad_message_is_dead_lettered_and_every_good_one_processed(
         f"({len(dead_by_reason)} reasons: {dict(sorted(dead_by_reason.items()))}); "
         f"dead-lettered {len(dead):,} (distinct origins {len(set(origins)):,}); "
         f"processed {int(sum(processed.values())):,} "
-        f"({int(samples):,} samples); dead letters missing {missing}, twice {twice}"
+        f"({int(samples):,} samples); dead letters missing {missing}, twice {twice}; "
+        f"{cut} over a produce request kept as prefix, size and SHA-256"
     )
