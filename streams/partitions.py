@@ -197,6 +197,10 @@ class Partitions(Generic[S]):
 
     async def _seek(self, p: Partition[S], tp: Any, offset: int) -> None:
         p.rewound = (tp, offset, time.monotonic())
+        # Faust took the jump for a compaction gap and counts the offsets in
+        # it as acknowledged; acknowledged again once read, they would be
+        # counted twice, and its committed offset would creep one at a time.
+        self.app.consumer._gap.pop(tp, None)  # type: ignore[attr-defined]
         await self.app.consumer.seek(tp, offset)
 
     async def seek_again(self, owned: set[str]) -> None:
