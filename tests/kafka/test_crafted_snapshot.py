@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 import pytest
 
-from bench.kafka import Reports, sources_with_data
+from bench.kafka import Reports, WorkerProcess, sources_with_data
 from infra import kafka
+from models.schema import Telemetry
 from streams.checkpoint import OFFSET_BYTES
 from tests.kafka.conftest import Namespace, _free_port
 from tests.kafka.test_deadletter import counters
@@ -64,29 +67,42 @@ def processed_since(ns: Namespace, port: int, firsts: dict[str, int]) -> bool:
     return True
 
 
-def test_a_snapshot_that_would_run_code_is_refused_and_the_worker_goes_on(
-    namespace: Namespace, scenarios, topology, business, tmp_path
-):
+class FirstStretch(NamedTuple):
+    worker: WorkerProcess  # stopped
+    sources: set[str]  # the partitions with telemetry
+    firsts: dict[str, int]  # the offset each had committed when the worker stopped
+    rest: Iterator[Telemetry]  # the telemetry not published yet
+    last: float  # event time of the end of the stretch to publish next
+
+
+def first_stretch(namespace: Namespace, scenarios, topology, business) -> FirstStretch:
+    """A first worker learns and snapshots the first half of ``EVENT_S`` of
+    the reference day, until a snapshot covers every message, and stops."""
     start = scenarios[SCENARIO].start
     messages = simulate(scenarios, topology, business)
-    # A first worker learns and snapshots a first stretch, and stops.
     cut = start + EVENT_S / 2
     namespace.publish(itertools.takewhile(lambda m: m.time <= cut, messages))
     sources = asyncio.run(sources_with_data(namespace.settings))
-    source = sorted(sources)[0]
 
     def covered() -> bool:
         return all(done == end > 0 for done, end in map(namespace.offsets, sources))
 
     with namespace.worker("first") as first:
         namespace.wait_for("a snapshot to cover every message", covered, TIMEOUT_S, [first])
+    firsts = {s: namespace.offsets(s)[0] for s in sources}
+    return FirstStretch(first, sources, firsts, messages, start + EVENT_S)
+
+
+def test_a_snapshot_that_would_run_code_is_refused_and_the_worker_goes_on(
+    namespace: Namespace, scenarios, topology, business, tmp_path
+):
+    first, sources, firsts, messages, last = first_stretch(namespace, scenarios, topology, business)
+    source = sorted(sources)[0]
     # Then someone writes the crafted record where the worker keeps its
     # latest snapshot of one partition, and more telemetry arrives.
-    firsts = {s: namespace.offsets(s)[0] for s in sources}
     done = firsts[source]
     marker = tmp_path / "pickle-ran"
     asyncio.run(plant(namespace, source, crafted(done - 1, marker)))
-    last = start + EVENT_S
     namespace.publish(itertools.takewhile(lambda m: m.time <= last, messages))
 
     port = _free_port()

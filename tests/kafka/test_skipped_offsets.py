@@ -16,12 +16,11 @@ import itertools
 import pytest
 from aiokafka import TopicPartition
 
-from bench.kafka import Reports, sources_with_data
+from bench.kafka import Reports
 from infra import kafka
 from tests.kafka.conftest import Namespace, _free_port
-from tests.kafka.test_crafted_snapshot import EVENT_S, TIMEOUT_S, processed_since
+from tests.kafka.test_crafted_snapshot import TIMEOUT_S, first_stretch, processed_since
 from tests.kafka.test_deadletter import counters
-from tests.kafka.test_worker import SCENARIO, simulate
 
 pytestmark = pytest.mark.xdist_group("kafka")
 
@@ -41,19 +40,7 @@ async def commit(ns: Namespace, source: str, offset: int) -> None:
 def test_offsets_committed_past_the_snapshot_are_read_again(
     namespace: Namespace, scenarios, topology, business
 ):
-    start = scenarios[SCENARIO].start
-    messages = simulate(scenarios, topology, business)
-    cut = start + EVENT_S / 2
-    namespace.publish(itertools.takewhile(lambda m: m.time <= cut, messages))
-    sources = asyncio.run(sources_with_data(namespace.settings))
-
-    def covered() -> bool:
-        return all(done == end > 0 for done, end in map(namespace.offsets, sources))
-
-    with namespace.worker("first") as first:
-        namespace.wait_for("a snapshot to cover every message", covered, TIMEOUT_S, [first])
-    firsts = {s: namespace.offsets(s)[0] for s in sources}
-    last = start + EVENT_S
+    first, sources, firsts, messages, last = first_stretch(namespace, scenarios, topology, business)
     namespace.publish(itertools.takewhile(lambda m: m.time <= last, messages))
     # The partition with the most new messages has its committed offset moved
     # past some of them, which no snapshot covers.
