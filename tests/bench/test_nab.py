@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+import os
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -30,8 +34,21 @@ from bench.nab import (
 )
 from models.detectors import DETECTORS
 
-NAB = Path(__file__).parents[2].parent / "shared" / "data" / "nab"
-needs_nab = pytest.mark.skipif(not NAB.is_dir(), reason=f"NAB sample not found at {NAB}")
+SHARED_NAB = Path(__file__).parents[2].parent / "shared" / "data" / "nab"
+NAB_SAMPLE = Path(__file__).parents[1] / "data" / "nab-sample"
+
+
+def nab_folder(environ: Mapping[str, str], shared: Path = SHARED_NAB) -> Path:
+    """FORESHOCK_NAB_DATA if set, else the 42-series corpus beside the clone,
+    else the sample shipped in the repo, so that a bare clone runs every test."""
+    if environ.get("FORESHOCK_NAB_DATA"):
+        return Path(environ["FORESHOCK_NAB_DATA"])
+    return shared if shared.is_dir() else NAB_SAMPLE
+
+
+NAB = nab_folder(os.environ)
+# NAB published no figures for the sample: its expectations come from NAB's files.
+ON_SAMPLE = NAB.resolve() == NAB_SAMPLE.resolve()
 
 STEP = 300.0
 T0 = 1_400_000_000.0
@@ -390,45 +407,159 @@ def test_an_untidy_file_is_scored_row_by_row_with_one_warning(tmp_path: Path) ->
     assert json.loads(result.stdout)["points"] == len(body) + 200
 
 
-# --------------------------------------------------------------------------- the NAB sample
+# --------------------------------------------------------------------------- the NAB corpus
 
 
-@needs_nab
-def test_load_corpus_reads_the_42_series() -> None:
-    corpus = load_corpus(NAB / "data", NAB / "labels" / "combined_windows.json")
-    assert len(corpus) == 42
-    assert sum(len(s.windows) for s in corpus) == 69
-    s = next(c for c in corpus if c.name == "realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv")
-    assert s.folder == "realAWSCloudwatch"
-    assert len(s) == 4032
-    assert s.timestamps[1] - s.timestamps[0] == 300.0
-    assert s.values[0] == pytest.approx(51.846)
-    assert s.window_rows() == [(1171, 1371), (2830, 3030)]
+def test_the_corpus_is_the_variable_then_the_shared_folder_then_the_sample(tmp_path: Path) -> None:
+    assert nab_folder({"FORESHOCK_NAB_DATA": "/elsewhere/nab"}, tmp_path) == Path("/elsewhere/nab")
+    assert nab_folder({}, tmp_path) == tmp_path
+    assert nab_folder({"FORESHOCK_NAB_DATA": ""}, tmp_path / "absent") == NAB_SAMPLE
+    assert (NAB_SAMPLE / "labels" / "combined_windows.json").is_file()
+
+
+PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+
+
+def load_nab() -> list[Series]:
+    return load_corpus(NAB / "data", NAB / "labels" / "combined_windows.json")
+
+
+def nab_result_file(detector: str, name: str) -> dict[str, np.ndarray]:
+    """The numeric columns of one of NAB's own result files."""
+    folder, file = name.split("/")
+    with (NAB / "results" / detector / folder / f"{detector}_{file}").open() as f:
+        rows = list(csv.DictReader(f))
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0] if k != "timestamp"}
+
+
+def scores_from_nab_rows(names: list[str], detector: str) -> tuple[float, ...]:
+    """A detector's normalised scores per profile, from NAB's own per-row values.
+
+    ARTime's result files for these series carry ``S(t)_<profile>``, what a
+    detection on that row earns, and the ``label`` column gives the windows.
+    Every distinct score is tried as the threshold. Nothing of ``bench.nab``
+    is used but the profiles' ``fn`` weights.
+    """
+    files = []
+    for name in names:
+        nab = nab_result_file("ARTime", name)
+        score = nab_result_file(detector, name)["anomaly_score"]
+        window = np.cumsum(np.diff(nab["label"], prepend=0) == 1) * nab["label"] - 1
+        scored = slice(min(math.floor(0.15 * len(score)), 750), None)
+        values = {p: nab[f"S(t)_{p}"][scored] for p in PROFILE_NAMES}
+        files.append((score[scored], window[scored].astype(int), values))
+    thresholds = np.unique(np.concatenate([score for score, _, _ in files]))
+    result = []
+    for profile in PROFILE_NAMES:
+        perfect = sum(
+            float(values[profile][window == w].max())
+            for _, window, values in files
+            for w in range(window.max() + 1)
+        )
+        null = raw_from_nab_rows(files, profile, math.inf)
+        best = max(raw_from_nab_rows(files, profile, t) for t in thresholds)
+        result.append(100 * (best - null) / (perfect - null))
+    return tuple(result)
+
+
+def raw_from_nab_rows(
+    files: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]],
+    profile: str,
+    threshold: float,
+) -> float:
+    """Rows at or above the threshold detect; a window counts its earliest
+    detection or costs ``fn``; a detection outside windows counts its S(t)."""
+    raw = 0.0
+    for score, window, values in files:
+        value, hit = values[profile], score >= threshold
+        raw += float(value[hit & (window < 0)].sum())
+        for w in range(window.max() + 1):
+            first = np.flatnonzero(hit & (window == w))
+            raw += float(value[first[0]]) if len(first) else -PROFILES[profile].fn
+    return raw
+
+
+class Figures(NamedTuple):
+    """What a corpus holds, as NAB's files say, with one series in detail."""
+
+    series: int
+    windows: int
+    example: str
+    rows: int
+    step: float
+    first_value: float
+    window_rows: list[tuple[int, int]]
+
+
+FIGURES = (
+    Figures(
+        series=4,
+        windows=8,
+        example="realAdExchange/exchange-3_cpc_results.csv",
+        rows=1538,
+        step=3600.0,
+        first_value=0.102708933718,
+        window_rows=[(271, 321), (413, 463), (952, 1002)],
+    )
+    if ON_SAMPLE
+    else Figures(
+        series=42,
+        windows=69,
+        example="realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv",
+        rows=4032,
+        step=300.0,
+        first_value=51.846,
+        window_rows=[(1171, 1371), (2830, 3030)],
+    )
+)
+
+
+def test_load_corpus_reads_every_series_and_window() -> None:
+    corpus = load_nab()
+    assert len(corpus) == FIGURES.series
+    assert sum(len(s.windows) for s in corpus) == FIGURES.windows
+    s = next(c for c in corpus if c.name == FIGURES.example)
+    assert s.folder == FIGURES.example.split("/")[0]
+    assert len(s) == FIGURES.rows
+    assert s.timestamps[1] - s.timestamps[0] == FIGURES.step
+    assert s.values[0] == pytest.approx(FIGURES.first_value)
+    assert s.window_rows() == FIGURES.window_rows
     for c in corpus:
         for start, end in c.windows:  # NAB's windows start and end on rows
             assert start in c.timestamps and end in c.timestamps
+        # ... the rows NAB itself labelled in its result files
+        np.testing.assert_array_equal(c.labels(), nab_result_file("ARTime", c.name)["label"])
 
 
-@needs_nab
-@pytest.mark.parametrize(
-    ("detector", "expected"),
-    [("ARTime", (74.5, 65.6, 80.1)), ("windowedGaussian", (38.6, 19.5, 46.8))],
-)
-def test_reproduces_nab_published_scores(detector: str, expected: tuple[float, ...]) -> None:
-    corpus = load_corpus(NAB / "data", NAB / "labels" / "combined_windows.json")
-    scores = read_results(NAB / "results", detector, corpus)
-    result = score_corpus(corpus, scores)
-    got = tuple(result[p].score for p in ("standard", "reward_low_FP_rate", "reward_low_FN_rate"))
-    assert got == pytest.approx(expected, abs=0.1)
+# NAB's own scorer on the 42 series: standard, reward low FP, reward low FN.
+PUBLISHED = {"ARTime": (74.5, 65.6, 80.1), "windowedGaussian": (38.6, 19.5, 46.8)}
 
 
-@needs_nab
-def test_foreshocks_detector_is_at_the_level_of_htm_on_the_sample() -> None:
-    # Numenta HTM 70.6 / 65.2 and CAD OSE 73.3 / 69.7 on these 42 series, by NAB's own scorer
-    corpus = load_corpus(NAB / "data", NAB / "labels" / "combined_windows.json")
+@pytest.mark.parametrize("detector", sorted(PUBLISHED))
+def test_reproduces_nab_published_scores(detector: str) -> None:
+    corpus = load_nab()
+    result = score_corpus(corpus, read_results(NAB / "results", detector, corpus))
+    got = tuple(result[p].score for p in PROFILE_NAMES)
+    if ON_SAMPLE:
+        expected = scores_from_nab_rows([s.name for s in corpus], detector)
+        assert got == pytest.approx(expected, abs=1e-9)
+    else:  # published to one decimal
+        assert got == pytest.approx(PUBLISHED[detector], abs=0.1)
+
+
+def test_foreshocks_detector_holds_its_nab_score() -> None:
+    corpus = load_nab()
     result = score_corpus(corpus, run(corpus, partial(DetectorScorer, "surprise")).scores)
-    assert result["standard"].score >= 70.0
-    assert result["reward_low_FP_rate"].score >= 60.0
-    assert result["reward_low_FN_rate"].score >= result["standard"].score
+    standard, low_fp, low_fn = (result[p].score for p in PROFILE_NAMES)
+    assert low_fn >= standard
+    if ON_SAMPLE:
+        # A regression floor a few points under today's 77.3 / 76.0 on the four
+        # series: too few to rank detectors by, enough to catch a slip.
+        assert standard >= 74.0
+        assert low_fp >= 73.0
+        return
+    # Numenta HTM 70.6 / 65.2 and CAD OSE 73.3 / 69.7 on these 42 series, by NAB's own scorer
+    assert standard >= 70.0
+    assert low_fp >= 60.0
     river = score_corpus(corpus, run(corpus, RiverBaseline).scores)
-    assert result["standard"].score > river["standard"].score + 30
+    assert standard > river["standard"].score + 30
