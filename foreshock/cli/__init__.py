@@ -15,10 +15,10 @@ import typer
 from pydantic import ValidationError
 
 from foreshock.cli import bench, kafka, replay
-from foreshock.cli.common import fail
+from foreshock.cli.common import OneLineErrors, fail
 from infra.settings import Settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True)
+app = typer.Typer(cls=OneLineErrors, add_completion=False, no_args_is_help=True)
 
 
 @app.callback()

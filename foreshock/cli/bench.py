@@ -20,6 +20,7 @@ from foreshock.cli.common import (
     KeepTopics,
     Seed,
     Workdir,
+    above_zero,
     console,
     errors,
     fail,
@@ -48,8 +49,10 @@ def run(
     scenarios: Annotated[
         list[str] | None, typer.Option("--scenarios", help="scenario names (default: all)")
     ] = None,
-    seeds: Annotated[int, typer.Option(help="seeds 1..N of each scenario")] = 5,
-    jobs: Annotated[int, typer.Option(help="parallel processes (default: one per core)")] = 0,
+    seeds: Annotated[int, typer.Option(min=1, help="seeds 1..N of each scenario")] = 5,
+    jobs: Annotated[
+        int, typer.Option(min=0, help="parallel processes (default: one per core)")
+    ] = 0,
     out: Annotated[Path, typer.Option(help="report.json, report.md and plots")] = Path("out/bench"),
 ) -> None:
     """MTTD benchmark: scenarios × seeds on the embedded engine, scored against their truth."""
@@ -75,9 +78,12 @@ def kafka(
     scenario: Annotated[str, typer.Option(help="scenario to publish")] = "reference-2022-10-04",
     seed: Seed = 1,
     lag_speed: Annotated[
-        float, typer.Option(help="pace of the lag run, × real time (below capacity)")
+        float,
+        typer.Option(callback=above_zero, help="pace of the lag run, × real time (below capacity)"),
     ] = 50.0,
-    lag_seconds: Annotated[float, typer.Option(help="wall seconds of the lag run")] = 60.0,
+    lag_seconds: Annotated[
+        float, typer.Option(callback=above_zero, help="wall seconds of the lag run")
+    ] = 60.0,
     workdir: Workdir = Path("out/bench-kafka"),
     json: Json = False,
     keep_topics: KeepTopics = False,
@@ -109,11 +115,15 @@ def kafka(
 @app.command()
 def soak(
     ctx: typer.Context,
-    minutes: Annotated[float, typer.Option(help="length of the run")] = 20.0,
-    rate: Annotated[float, typer.Option(help="samples/s published, steady")] = 20_000.0,
+    minutes: Annotated[
+        float, typer.Option(callback=above_zero, help="length of the run, in minutes")
+    ] = 20.0,
+    rate: Annotated[
+        float, typer.Option(callback=above_zero, help="samples/s published, steady")
+    ] = 20_000.0,
     scenario: Annotated[str, typer.Option(help="scenario to publish")] = "baseline-24h",
     seed: Seed = 1,
-    every: Annotated[float, typer.Option(help="seconds between rows")] = 60.0,
+    every: Annotated[float, typer.Option(callback=above_zero, help="seconds between rows")] = 60.0,
     workdir: Annotated[Path, typer.Option(help="where the worker's log goes")] = Path(
         "out/bench-soak"
     ),
