@@ -4,8 +4,8 @@ NAB (github.com/numenta/NAB) asks a detector to read each series once, in
 order, and to give every row an anomaly score in [0, 1] that uses only the
 rows up to it. It then rewards the earliest detection inside each labelled
 anomaly window and charges every detection outside one. This module
-implements that scoring from its published rules (see
-``/work/shared/data/nab/README.md``); it reproduces NAB's own scorer:
+implements that scoring from its published rules (see the NAB corpus's
+README); it reproduces NAB's own scorer:
 
 - **Probation.** The first ``min(floor(0.15 * rows), 750)`` rows of a file
   are not scored.
@@ -141,6 +141,8 @@ def format_timestamps(seconds: FloatArray) -> list[str]:
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
     lines = path.read_text().splitlines()
+    if not lines:
+        raise ValueError(f"{path}: empty, expected a header line")
     header = lines[0].strip().split(",")
     rows = [line.split(",") for line in lines[1:] if line.strip()]
     return header, rows
@@ -176,7 +178,10 @@ def read_series(data_dir: Path | str, name: str, windows: Iterable[Sequence[str]
     except ValueError:
         timestamps = np.array([_timestamp(r[0]) for r in rows], dtype=np.float64)
     values = np.array([_value(r) for r in rows], dtype=np.float64)
-    limits = [(float(a), float(b)) for a, b in (parse_timestamps(list(w)) for w in windows)]
+    try:
+        limits = [(float(a), float(b)) for a, b in (parse_timestamps(list(w)) for w in windows)]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: windows are [start, end] timestamps ({exc})") from exc
     folder = name.rsplit("/", 1)[0] if "/" in name else ""
     return Series(
         folder, name, timestamps, values, sorted(limits), _untidy(name, timestamps, values)
@@ -206,9 +211,19 @@ def _untidy(name: str, timestamps: FloatArray, values: FloatArray) -> str:
 
 
 def load_corpus(data_dir: Path | str, labels_file: Path | str) -> list[Series]:
-    """Every series named in NAB's ``combined_windows.json``, sorted by name."""
+    """Every series named in NAB's ``combined_windows.json``, sorted by name.
+
+    ``ValueError`` (or ``OSError``) naming the file or folder that cannot be used.
+    """
     with open(labels_file) as f:
-        labels: dict[str, list[list[str]]] = json.load(f)
+        try:
+            labels: dict[str, list[list[str]]] = json.load(f)
+        except ValueError as exc:
+            raise ValueError(f"{labels_file}: not JSON ({exc})") from exc
+    if not Path(data_dir).is_dir():
+        raise ValueError(f"{data_dir}: not a folder, expected NAB's data folder")
+    if not isinstance(labels, dict) or not labels:
+        raise ValueError(f"{labels_file}: names no series, expected {{series: windows}}")
     return [read_series(data_dir, name, labels[name]) for name in sorted(labels)]
 
 

@@ -20,7 +20,13 @@ name = "tiny"
 start = "2022-10-04T10:00:00Z"
 end = "2022-10-04T10:05:00Z"
 """
+SERIES = "timestamp,value\n" + "".join(f"2020-01-01 00:{m:02d}:00,{m % 7}\n" for m in range(30))
 REPLAY = ("replay", "tiny")
+
+
+def nab(data: str, labels: str) -> tuple[str, ...]:
+    """``bench nab`` on a data folder and a labels file of the test's folder."""
+    return ("bench", "nab", "--data", f"{{tmp}}/{data}", "--labels", f"{{tmp}}/{labels}")
 
 
 # (command line, environment, what the line must name); {tmp} is the test's folder.
@@ -32,18 +38,33 @@ CASES: dict[str, tuple[tuple[str, ...], dict[str, str], str]] = {
     "no seeds": (("bench", "--seeds", "0"), {}, "--seeds"),
     "soak rate of 0": (("bench", "soak", "--rate", "0"), {}, "--rate"),
     "unknown scenario": (("replay", "nope"), {}, "nope"),
+    "nab: missing data folder": (nab("no", "nab/none.json"), {}, "{tmp}/no: not a folder"),
+    "nab: empty corpus": (nab("nab", "nab/none.json"), {}, "{tmp}/nab/none.json: names no"),
+    "nab: labels not JSON": (nab("nab", "bad.json"), {}, "{tmp}/bad.json: not JSON"),
+    "nab: empty data file": (nab("nab", "nab/empty.json"), {}, "{tmp}/nab/a/empty.csv"),
+    "nab: windows not timestamps": (nab("nab", "nab/untidy.json"), {}, "a/g.csv: windows"),
 }
 
 
 @pytest.fixture
 def tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A folder of scenarios, and an environment without other FORESHOCK_ settings."""
+    """A folder of bad and good files, and an environment without other FORESHOCK_ settings."""
     for name in [n for n in os.environ if n.startswith("FORESHOCK_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("FORESHOCK_KAFKA_BOOTSTRAP", "127.0.0.1:9")
     monkeypatch.setenv("FORESHOCK_WEB_ENABLED", "false")
-    (tmp_path / "scenarios").mkdir()
-    (tmp_path / "scenarios" / "tiny.toml").write_text(SCENARIO)
+    files = {
+        "scenarios/tiny.toml": SCENARIO,
+        "bad.json": "name = [",
+        "nab/a/g.csv": SERIES,
+        "nab/a/empty.csv": "",
+        "nab/none.json": "{}",
+        "nab/empty.json": '{"a/empty.csv": []}',
+        "nab/untidy.json": '{"a/g.csv": [["x", "y"]]}',
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
     monkeypatch.setenv("FORESHOCK_SCENARIOS", str(tmp_path / "scenarios"))
     return tmp_path
 
