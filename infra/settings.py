@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import ssl
 import tomllib
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.config import PipelineConfig
+from models.detectors import DETECTORS
 from models.impact import Business
 from models.maintenance import MaintenanceWindow, calendar_from_dict
 from models.topology import Topology
 
 DEFAULTS = Path(__file__).parent / "defaults"
+MAX_TOML_BYTES = 1 << 20  # a configuration file is far smaller; /dev/zero never ends
+
+T = TypeVar("T")
 
 
 class SecurityProtocol(StrEnum):
@@ -69,29 +74,39 @@ class Settings(BaseSettings):
     web_port: int = 6066
 
     def load_topology(self) -> Topology:
-        return Topology.from_dict(read_toml(self.topology))
+        return self._load("topology", Topology.from_dict)
 
     def load_business(self) -> Business:
-        return Business.from_dict(read_toml(self.business))
+        return self._load("business", Business.from_dict)
 
     def load_maintenance(self, topology: Topology) -> tuple[MaintenanceWindow, ...]:
         """The maintenance calendar; a file that cannot be used raises
-        ``ValueError`` (or ``OSError``) saying why."""
+        ``ValueError`` naming the setting, the file and why."""
         if self.maintenance is None:
             return ()
-        try:
-            return calendar_from_dict(read_toml(self.maintenance), topology)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{self.maintenance}: {exc}") from exc
+        return self._load("maintenance", lambda data: calendar_from_dict(data, topology))
 
     def pipeline_config(self, topology: Topology) -> PipelineConfig:
         """The decision path's settings: the detectors and the maintenance
-        calendar; ``ValueError`` (or ``OSError``) saying why if unusable."""
-        return PipelineConfig(
-            detector=self.detector,
-            detectors=tuple(self.detectors.items()),
-            maintenance=self.load_maintenance(topology),
-        )
+        calendar; ``ValueError`` naming the setting to fix if unusable."""
+        maintenance = self.load_maintenance(topology)
+        try:
+            return PipelineConfig(
+                detector=self.detector,
+                detectors=tuple(self.detectors.items()),
+                maintenance=maintenance,
+            )
+        except ValueError as exc:  # a detector name that is not registered
+            name = "DETECTORS" if self.detector in DETECTORS else "DETECTOR"
+            raise ValueError(f"FORESHOCK_{name}: {exc}") from exc
+
+    def _load(self, setting: str, parse: Callable[[dict[str, Any]], T]) -> T:
+        """``parse`` of the TOML file a path setting names; ``ValueError``
+        naming the setting as the user sets it, the file and the fault."""
+        try:
+            return parse_toml(getattr(self, setting), parse)
+        except ValueError as exc:
+            raise ValueError(f"FORESHOCK_{setting.upper()}: {exc}") from exc
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + name
@@ -124,5 +139,32 @@ class Settings(BaseSettings):
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    with path.open("rb") as f:
-        return tomllib.load(f)
+    """A configuration file: TOML in a regular file of at most 1 MiB.
+    ``ValueError`` naming the file and what is wrong with it otherwise."""
+    try:
+        # Not a folder or a device: /dev/zero would be read until memory runs out.
+        if not path.is_file():
+            why = "not a regular file" if path.exists() else "no such file"
+            raise ValueError(f"{path}: {why}; give a TOML file")
+        with path.open("rb") as f:
+            raw = f.read(MAX_TOML_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if len(raw) > MAX_TOML_BYTES:
+        raise ValueError(f"{path}: larger than 1 MiB, the limit of a configuration file")
+    try:
+        return tomllib.loads(raw.decode())
+    except ValueError as exc:  # not UTF-8, or not TOML
+        raise ValueError(f"{path}: not valid TOML ({exc})") from exc
+
+
+def parse_toml(path: Path, parse: Callable[[dict[str, Any]], T]) -> T:
+    """``parse`` of the TOML file at ``path``: its errors, and a key it
+    lacks, as ``ValueError`` naming the file."""
+    data = read_toml(path)
+    try:
+        return parse(data)
+    except KeyError as exc:
+        raise ValueError(f"{path}: missing key {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc

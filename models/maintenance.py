@@ -91,8 +91,19 @@ def calendar_from_dict(data: dict[str, Any], topology: Topology) -> tuple[Mainte
     Traceback (most recent call last):
     ...
     ValueError: maintenance names 'dbs', which is not a component of the topology
+
+    A file without any (another file given by mistake) is refused; a calendar
+    with no maintenance says so with ``maintenance = []``.
+
+    >>> calendar_from_dict({}, topology)
+    Traceback (most recent call last):
+    ...
+    ValueError: no [[maintenance]] table; a calendar with none says maintenance = []
     """
-    windows = tuple(MaintenanceWindow.from_dict(m, instant) for m in data.get("maintenance", []))
+    tables = data.get("maintenance")
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ValueError("no [[maintenance]] table; a calendar with none says maintenance = []")
+    windows = tuple(MaintenanceWindow.from_dict(m, instant) for m in tables)
     for window in windows:
         for component in window.components:
             if component not in topology.nodes:

@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import itertools
 import re
-import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from infra.settings import parse_toml
 from models.maintenance import MaintenanceWindow
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
@@ -272,8 +272,8 @@ class Scenario:
 
     @classmethod
     def from_file(cls, path: Path) -> Scenario:
-        with path.open("rb") as f:
-            return cls.from_dict(tomllib.load(f))
+        """``ValueError`` naming the file and its fault if it cannot be used."""
+        return parse_toml(path, cls.from_dict)
 
 
 def load_scenarios(directory: Path | None = None) -> dict[str, Scenario]:

@@ -9,10 +9,12 @@ its context.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from foreshock.cli import bench, kafka, replay
 from foreshock.cli.common import OneLineErrors, fail
@@ -38,6 +40,10 @@ def main(
         settings = Settings()
     except ValidationError as exc:
         fail("; ".join(_setting_error(e) for e in exc.errors()))
+    except SettingsError as exc:  # a setting read as JSON (FORESHOCK_DETECTORS) that is not
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"FORESHOCK_{field[1].upper()}" if field else "a FORESHOCK_ setting"
+        fail(f"{name}: not valid JSON ({exc.__cause__})")
     ctx.obj = settings
     level = logging.INFO if verbose else settings.log_level
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -46,8 +52,9 @@ def main(
 def _setting_error(error: object) -> str:
     """One refused environment variable, named as the user set it."""
     assert isinstance(error, dict)
-    name = "FORESHOCK_" + "_".join(str(part) for part in error["loc"]).upper()
-    return f"{name}: {error['msg']}"
+    field, *inside = (str(part) for part in error["loc"])  # inside: a key of a JSON setting
+    where = f" ({'.'.join(inside)})" if inside else ""
+    return f"FORESHOCK_{field.upper()}{where}: {error['msg']}"
 
 
 app.command()(replay.scenarios)

@@ -25,7 +25,10 @@ from foreshock.cli.common import (
     errors,
     fail,
     find_scenario,
+    scenario_library,
     settings_of,
+    topology_and_business,
+    writable,
 )
 from foreshock.cli.render import (
     kafka_table,
@@ -61,10 +64,15 @@ def run(
     from bench.report import render_tables
     from bench.scenarios import choose, run_bench
 
+    settings = settings_of(ctx)  # the runner reads them again, in each process
+    topology_and_business(settings)
+    scenario_library(settings)
     try:
         choose(scenarios)
     except KeyError as exc:
         fail(str(exc.args[0]))
+    with writable("--out", out):  # now, not after the runs
+        out.mkdir(parents=True, exist_ok=True)
     with progress_bar(console) as progress:
         report = run_bench(scenarios, seeds, jobs, out, progress)
     for renderable in render_tables(report):
@@ -96,8 +104,9 @@ def kafka(
     settings = settings_of(ctx)
     sc = find_scenario(settings, scenario)
     reach_broker(settings)
-    sim_args = (settings.load_topology(), settings.load_business(), seed)
-    workdir.mkdir(parents=True, exist_ok=True)
+    sim_args = (*topology_and_business(settings), seed)
+    with writable("--workdir", workdir):
+        workdir.mkdir(parents=True, exist_ok=True)
     runs = [isolated(settings), isolated(settings)]  # throughput, lag
     try:
         with console.status("throughput: publishing, bare consumer, one worker…"):
@@ -143,8 +152,9 @@ def soak(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     reach_broker(settings)
-    sim_args = (settings.load_topology(), settings.load_business(), seed)
-    workdir.mkdir(parents=True, exist_ok=True)
+    sim_args = (*topology_and_business(settings), seed)
+    with writable("--workdir", workdir):
+        workdir.mkdir(parents=True, exist_ok=True)
 
     def show(row: Row) -> None:
         if not json:
@@ -187,6 +197,8 @@ def nab(
         corpus = nabench.load_corpus(data, labels)
     except (OSError, ValueError) as exc:  # a missing file, or one not in NAB's format
         fail(f"cannot read the NAB corpus: {exc}")
+    with writable("--out", out):  # now, not after the runs
+        out.mkdir(parents=True, exist_ok=True)
     for s in corpus:
         if s.warning:
             errors.print(f"warning: {s.warning}", soft_wrap=True)

@@ -41,11 +41,3 @@ def web_port_free(settings: Settings) -> None:
         else:
             why = f"cannot serve on {host}:{port} ({exc.strerror or exc}): set FORESHOCK_WEB_HOST"
         fail(f"{why}, or FORESHOCK_WEB_ENABLED=false")
-
-
-def maintenance_readable(settings: Settings) -> None:
-    """Stop here on a maintenance calendar the worker could not use."""
-    try:
-        settings.load_maintenance(settings.load_topology())
-    except (OSError, ValueError) as exc:
-        fail(f"FORESHOCK_MAINTENANCE: {exc}")

@@ -1,13 +1,14 @@
 """What the commands share: the consoles, the Settings of the invocation,
-options, one-line errors (usage errors too) and the scenario lookup."""
+options, one-line errors (usage errors too), the files the settings name and
+the scenario lookup."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,7 +17,12 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer's own
 from typer.core import TyperGroup
 
 from infra.settings import Settings
+from models.config import PipelineConfig
+from models.impact import Business
+from models.topology import Topology
 from producers.scenario import Scenario, load_scenarios
+
+T = TypeVar("T")
 
 console = Console(highlight=False, width=max(120, Console().width))
 errors = Console(stderr=True, highlight=False)
@@ -84,6 +90,16 @@ def above_zero(value: float) -> float:
     return value
 
 
+@contextmanager
+def writable(option: str, path: Path) -> Iterator[None]:
+    """An ``OSError`` writing to ``path`` inside, as one line naming the option."""
+    try:
+        yield
+    except OSError as exc:
+        why = "not a folder" if isinstance(exc, FileExistsError) else exc.strerror or exc
+        fail(f"{option} {path}: cannot be written ({why})")
+
+
 def settings_of(ctx: typer.Context) -> Settings:
     """The Settings read once for this invocation (by the top-level callback)."""
     settings = ctx.find_object(Settings)
@@ -92,8 +108,40 @@ def settings_of(ctx: typer.Context) -> Settings:
     return settings
 
 
+def usable(read: Callable[[], T]) -> T:
+    """What ``read`` reads from the files and names the settings give, or one
+    line saying what to fix (the errors name the setting, or the file)."""
+    try:
+        return read()
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+
+
+def topology_and_business(settings: Settings) -> tuple[Topology, Business]:
+    """The files of FORESHOCK_TOPOLOGY and FORESHOCK_BUSINESS, or one line on which to fix."""
+    return usable(settings.load_topology), usable(settings.load_business)
+
+
+def pipeline_inputs(settings: Settings) -> tuple[Topology, Business, PipelineConfig]:
+    """What the decision path runs with: the topology, the business, the
+    detectors and the maintenance calendar; or one line on which setting to fix."""
+    topology, business = topology_and_business(settings)
+    return topology, business, usable(lambda: settings.pipeline_config(topology))
+
+
+def scenario_library(settings: Settings) -> dict[str, Scenario]:
+    """The scenarios of FORESHOCK_SCENARIOS (or the shipped library), by name."""
+    folder = settings.scenarios
+    if folder is not None and not folder.is_dir():
+        fail(f"FORESHOCK_SCENARIOS: {folder} is not a folder; give a folder of scenario files")
+    scenarios = usable(lambda: load_scenarios(folder))
+    if not scenarios:
+        fail(f"FORESHOCK_SCENARIOS: {folder} holds no scenario file (name.toml)")
+    return scenarios
+
+
 def find_scenario(settings: Settings, name: str) -> Scenario:
-    scenarios = load_scenarios(settings.scenarios)
+    scenarios = scenario_library(settings)
     if name not in scenarios:
         fail(f"no scenario {name!r}; try: {', '.join(sorted(scenarios))}")
     return scenarios[name]

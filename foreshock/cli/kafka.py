@@ -11,7 +11,7 @@ import orjson
 import typer
 from aiokafka.errors import KafkaError
 
-from foreshock.cli.checks import maintenance_readable, reach_broker, web_port_free
+from foreshock.cli.checks import reach_broker, web_port_free
 from foreshock.cli.common import (
     Json,
     Pace,
@@ -21,7 +21,9 @@ from foreshock.cli.common import (
     console,
     fail,
     find_scenario,
+    pipeline_inputs,
     settings_of,
+    topology_and_business,
 )
 from infra.kafka import ensure_topics
 from producers.kafka import publish
@@ -38,7 +40,7 @@ def produce(
     """Publish a scenario's telemetry to Kafka (FORESHOCK_KAFKA_BOOTSTRAP)."""
     settings = settings_of(ctx)
     sc = find_scenario(settings, scenario)
-    topology, business = settings.load_topology(), settings.load_business()
+    topology, business = topology_and_business(settings)
     sim = Simulator(sc, topology, business, seed=seed)
     reach_broker(settings)
     if not json:
@@ -75,7 +77,7 @@ def worker(
     """Start a Faust worker: run more of them to share the partitions."""
     checked = settings_of(ctx)
     web_port_free(checked)
-    maintenance_readable(checked)
+    pipeline_inputs(checked)  # read again by the worker, but only once it has joined
     from streams.app import TOPICS, settings  # the app reads its settings on import
     from streams.app import app as faust_app
 

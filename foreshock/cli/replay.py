@@ -17,18 +17,19 @@ from foreshock.cli.common import (
     Seed,
     Speed,
     console,
-    fail,
     find_scenario,
+    pipeline_inputs,
+    scenario_library,
     settings_of,
+    writable,
 )
 from foreshock.cli.render import Timeline, clock, replay_summary, scenarios_table
-from producers.scenario import load_scenarios
 from streams.sinks import JsonlSink, Sink
 
 
 def scenarios(ctx: typer.Context) -> None:
     """List the scenarios."""
-    console.print(scenarios_table(load_scenarios(settings_of(ctx).scenarios)))
+    console.print(scenarios_table(scenario_library(settings_of(ctx))))
 
 
 def replay_command(
@@ -44,19 +45,16 @@ def replay_command(
     """Replay a scenario through the detector and show the incident timeline."""
     settings = settings_of(ctx)
     sc = find_scenario(settings, scenario)
-    topology, business = settings.load_topology(), settings.load_business()
-    try:
-        config = settings.pipeline_config(topology)
-    except (OSError, ValueError) as exc:
-        fail(f"cannot use the settings: {exc}")
+    topology, business, config = pipeline_inputs(settings)
     sinks: list[Sink] = []
+    if out:
+        with writable("--out", out):
+            sinks.append(JsonlSink(out))
     if not json:
         console.print(f"[bold]{sc.name}[/] (seed {seed}): {sc.description}")
         if sc.truth.fault_start is not None:
             console.print(f"[dim]T is the fault start, {clock(sc.truth.fault_start)} UTC[/dim]")
         sinks.append(Timeline(console, topology, sc.truth.fault_start))
-    if out:
-        sinks.append(JsonlSink(out))
     try:
         result = replay(
             sc, topology, business, seed=seed, speed=speed.factor, sinks=sinks, config=config

@@ -140,4 +140,4 @@ def test_a_detector_chosen_in_the_settings_runs_the_replay(cli, monkeypatch):
     monkeypatch.setenv("FORESHOCK_DETECTORS", '{"pods": "river-typo"}')
     result = cli("replay", "music-errors", "--seed", "2", "--json")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: cannot use the settings: no detector river-typo")
+    assert result.stderr.startswith("error: FORESHOCK_DETECTORS: no detector river-typo")

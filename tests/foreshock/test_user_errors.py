@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from foreshock.cli import app
+from infra.settings import Settings
 
 SCENARIO = """
 name = "tiny"
@@ -38,11 +39,43 @@ CASES: dict[str, tuple[tuple[str, ...], dict[str, str], str]] = {
     "no seeds": (("bench", "--seeds", "0"), {}, "--seeds"),
     "soak rate of 0": (("bench", "soak", "--rate", "0"), {}, "--rate"),
     "unknown scenario": (("replay", "nope"), {}, "nope"),
+    "out into a missing folder": ((*REPLAY, "--out", "{tmp}/no/x.jsonl"), {}, "{tmp}/no/x.jsonl"),
+    "missing topology": (
+        REPLAY,
+        {"TOPOLOGY": "{tmp}/no.toml"},
+        "FORESHOCK_TOPOLOGY: {tmp}/no.toml",
+    ),
+    "missing business": (
+        REPLAY,
+        {"BUSINESS": "{tmp}/no.toml"},
+        "FORESHOCK_BUSINESS: {tmp}/no.toml",
+    ),
+    "topology not TOML": (REPLAY, {"TOPOLOGY": "{tmp}/bad.toml"}, "{tmp}/bad.toml: not valid TOML"),
+    "topology a folder": (
+        REPLAY,
+        {"TOPOLOGY": "{tmp}"},
+        "FORESHOCK_TOPOLOGY: {tmp}: not a regular",
+    ),
+    "topology another file": (REPLAY, {"TOPOLOGY": "{tmp}/other.toml"}, "missing key 'nodes'"),
+    "calendar a device": (REPLAY, {"MAINTENANCE": os.devnull}, f"{os.devnull}: not a regular"),
+    "calendar over 1 MiB": (REPLAY, {"MAINTENANCE": "{tmp}/big.toml"}, "{tmp}/big.toml: larger"),
+    "calendar without one": (REPLAY, {"MAINTENANCE": "{tmp}/other.toml"}, "maintenance = []"),
+    "unknown detector": (REPLAY, {"DETECTOR": "nope"}, "FORESHOCK_DETECTOR: no detector nope"),
+    "detectors not JSON": (REPLAY, {"DETECTORS": "redis"}, "FORESHOCK_DETECTORS: not valid JSON"),
+    "worker's detector": (("worker",), {"DETECTOR": "nope"}, "FORESHOCK_DETECTOR"),
+    "missing scenario folder": (("scenarios",), {"SCENARIOS": "{tmp}/no"}, "{tmp}/no"),
+    "scenario not TOML": (("scenarios",), {"SCENARIOS": "{tmp}/untidy"}, "{tmp}/untidy/bad.toml"),
+    "scenario lacks a key": (REPLAY, {"SCENARIOS": "{tmp}/keyless"}, "missing key 'start'"),
     "nab: missing data folder": (nab("no", "nab/none.json"), {}, "{tmp}/no: not a folder"),
     "nab: empty corpus": (nab("nab", "nab/none.json"), {}, "{tmp}/nab/none.json: names no"),
     "nab: labels not JSON": (nab("nab", "bad.json"), {}, "{tmp}/bad.json: not JSON"),
     "nab: empty data file": (nab("nab", "nab/empty.json"), {}, "{tmp}/nab/a/empty.csv"),
     "nab: windows not timestamps": (nab("nab", "nab/untidy.json"), {}, "a/g.csv: windows"),
+    "nab: out is a file": (
+        (*nab("nab", "nab/g.json"), "--out", "{tmp}/bad.toml"),
+        {},
+        "--out {tmp}/bad.toml",
+    ),
 }
 
 
@@ -55,10 +88,16 @@ def tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FORESHOCK_WEB_ENABLED", "false")
     files = {
         "scenarios/tiny.toml": SCENARIO,
+        "untidy/bad.toml": "name = [",
+        "keyless/tiny.toml": SCENARIO.replace("start =", "begin ="),
+        "bad.toml": "name = [",
         "bad.json": "name = [",
+        "other.toml": '[project]\nname = "other"\n',
+        "big.toml": "#" * (1 << 20) + "\n",
         "nab/a/g.csv": SERIES,
         "nab/a/empty.csv": "",
         "nab/none.json": "{}",
+        "nab/g.json": '{"a/g.csv": []}',
         "nab/empty.json": '{"a/empty.csv": []}',
         "nab/untidy.json": '{"a/g.csv": [["x", "y"]]}',
     }
@@ -86,3 +125,10 @@ def test_a_user_error_is_one_line_naming_what_to_fix(
     assert line.startswith("error: ") and names.format(tmp=tmp) in line
     assert "Traceback" not in result.stdout + result.stderr
     assert "Value error" not in line  # pydantic's wording, not the user's
+
+
+def test_a_calendar_without_maintenance_says_so(tmp_path: Path) -> None:
+    calendar = tmp_path / "maintenance.toml"
+    calendar.write_text("maintenance = []\n")
+    settings = Settings(maintenance=calendar)
+    assert settings.load_maintenance(settings.load_topology()) == ()
