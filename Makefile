@@ -16,6 +16,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/foreshock replay reference-2022-10-04 --seed 1
 
+# Writes the output of `make demo` into README.md; tests/test_readme.py checks it.
+.PHONY: readme
+readme: $(STAMP)
+	$(BIN)/python tests/test_readme.py --write
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
