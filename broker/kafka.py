@@ -19,7 +19,8 @@ which is how tests simulate a broker restart; `stop --wipe` forgets both.
 FORESHOCK_BROKER_RUN names another folder for a second, independent broker.
 
 With --scram the client listener is SASL_PLAINTEXT with SCRAM-SHA-512 and a
-user (default `foreshock`) created at format time; the controller and
+user (default `foreshock`) created at format time, and PLAIN for the same
+user and password; the controller and
 inter-broker listeners stay plain. The credentials are written to
 broker/.run/sasl.json. Switching between plain and --scram needs a wipe.
 """
@@ -265,7 +266,9 @@ def plan(scram: bool) -> dict[str, Any]:
     return state
 
 
-def server_properties(state: dict[str, Any], scram: bool, partitions: int = 1) -> str:
+def server_properties(
+    state: dict[str, Any], scram: bool, partitions: int = 1, user: str = "", password: str = ""
+) -> str:
     port, cport, iport = state["port"], state["controller_port"], state["internal_port"]
     lines = [
         "# written by broker/kafka.py: single-node KRaft broker+controller for tests",
@@ -280,10 +283,14 @@ def server_properties(state: dict[str, Any], scram: bool, partitions: int = 1) -
             f"advertised.listeners=SASL_PLAINTEXT://{HOST}:{port},INTERNAL://{HOST}:{iport}",
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
             "inter.broker.listener.name=INTERNAL",
-            f"sasl.enabled.mechanisms={SCRAM_MECHANISM}",
-            f"listener.name.sasl_plaintext.sasl.enabled.mechanisms={SCRAM_MECHANISM}",
+            f"sasl.enabled.mechanisms={SCRAM_MECHANISM},PLAIN",
+            f"listener.name.sasl_plaintext.sasl.enabled.mechanisms={SCRAM_MECHANISM},PLAIN",
             "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="
             "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            # The same user with PLAIN, which sends the password itself.
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'user_{user}="{password}";',
         ]
     else:
         lines += [
@@ -444,7 +451,9 @@ def start(args: argparse.Namespace) -> str:
                 "by another process; free it or run `python broker/kafka.py stop --wipe` "
                 "to pick new ports (and lose the data)"
             )
-    PROPS.write_text(server_properties(state, args.scram, args.partitions))
+    PROPS.write_text(
+        server_properties(state, args.scram, args.partitions, args.user, args.password)
+    )
     LOG4J.write_text(LOG4J_PROPERTIES)
     if args.scram:
         SASL.write_text(

@@ -18,6 +18,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     AuthenticationFailedError,
@@ -29,6 +30,7 @@ from aiokafka.errors import (
 from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.protocol.metadata import MetadataRequest
 
+from infra import logs
 from infra.settings import SecurityProtocol, Settings
 from models.schema import FAMILIES
 
@@ -64,9 +66,17 @@ def partition_name(topic: str, partition: int) -> str:
 # Clients. Each is started on entry and closed on exit, whatever happens.
 
 
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Connection options for any aiokafka client; the password they carry
+    is masked in every log line from now on (see ``infra.logs``)."""
+    options = settings.kafka_client_options()
+    logs.hide(options.get("sasl_plain_password"))
+    return options
+
+
 @contextlib.asynccontextmanager
 async def admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(**settings.kafka_client_options())
+    client = AIOKafkaAdminClient(**client_options(settings))
     await client.start()
     try:
         yield client
@@ -81,7 +91,7 @@ async def consumer(
     """A consumer subscribed to ``topics`` (none: assign partitions yourself);
     it commits nothing unless told to."""
     client = AIOKafkaConsumer(
-        *topics, **settings.kafka_client_options(), **{"enable_auto_commit": False, **options}
+        *topics, **client_options(settings), **{"enable_auto_commit": False, **options}
     )
     await client.start()
     try:
@@ -92,7 +102,7 @@ async def consumer(
 
 @contextlib.asynccontextmanager
 async def producer(settings: Settings, **options: Any) -> AsyncIterator[AIOKafkaProducer]:
-    client = AIOKafkaProducer(**settings.kafka_client_options(), **options)
+    client = AIOKafkaProducer(**client_options(settings), **options)
     await client.start()
     try:
         yield client
@@ -116,6 +126,19 @@ async def ensure_topics(settings: Settings, topics: Mapping[str, int]) -> None:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 await a.create_topics(missing)
             log.info("created topics %s", [t.name for t in missing])
+
+
+async def topic_config(settings: Settings, topic: str, name: str) -> str | None:
+    """One setting of a topic as the broker has it (its own or the broker's
+    default), or None if the topic does not exist."""
+    async with admin(settings) as a:
+        wanted = ConfigResource(ConfigResourceType.TOPIC, topic, {name: None})
+        for response in await a.describe_configs([wanted]):
+            for error, _, _, _, entries in response.resources:
+                for entry in entries if error == 0 else ():
+                    if entry[0] == name:
+                        return str(entry[1])
+    return None
 
 
 async def delete_groups(a: AIOKafkaAdminClient, groups: Iterable[str]) -> dict[str, int]:
@@ -206,7 +229,7 @@ async def check_broker(settings: Settings, timeout_s: float = 10.0) -> None:
     Kafka clients retry a refused login like a broker that is down, for
     minutes and with a generic error; this asks once and says which it is.
     """
-    client = settings.kafka_client_options()
+    client = client_options(settings)
     sasl = str(client.get("security_protocol", "")).startswith("SASL")
     user = client.get("sasl_plain_username")
     if sasl and (not user or client.get("sasl_plain_password") is None):
@@ -260,10 +283,10 @@ def credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     protocol = settings.kafka_security_protocol
     context = settings.ssl_context()
     if protocol in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL):
-        password = settings.kafka_sasl_password
+        options = client_options(settings)
         return faust.SASLCredentials(
             username=settings.kafka_sasl_username,
-            password=password.get_secret_value() if password else None,
+            password=options["sasl_plain_password"],
             mechanism=settings.kafka_sasl_mechanism.value,
             ssl_context=context,
         )

@@ -24,6 +24,7 @@ needs them.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -33,6 +34,7 @@ from typing import Any, cast
 
 import faust
 import orjson
+from aiokafka.errors import KafkaError
 
 from infra import kafka
 from infra.settings import Settings
@@ -45,7 +47,14 @@ from models.report import WindowReport
 from models.schema import Rejection, Telemetry, decode
 from models.topology import Topology
 from streams import metrics
-from streams.deadletters import bounded, dead_letter
+from streams.deadletters import (
+    DeadLetter,
+    RejectionLog,
+    dead_letter,
+    deliver,
+    hand,
+    letter_limit,
+)
 from streams.partitions import REWIND_S, Partition, Partitions, source_of
 from streams.sinks import event_to_dict
 from streams.sinks.kafka import KafkaSink
@@ -115,6 +124,12 @@ app = kafka.faust_app(
     web_enabled=settings.web_enabled,
     web_bind=settings.web_host,
     web_port=settings.web_port,
+    # Faust's own pages would show the cluster's hosts and the raw model
+    # state; the worker serves only its own.
+    web_router_enabled=False,
+    web_tables_enabled=False,
+    web_graph_enabled=False,
+    web_stats_enabled=False,
 )
 
 telemetry = kafka.raw_topic(app, settings, *kafka.TELEMETRY.values())
@@ -174,11 +189,36 @@ correlators: Partitions[CorrelateStage] = Partitions(
 )
 
 
+rejections = RejectionLog(log.warning)
+# The most a dead letter's request may carry (see ``_letter_limit``).
+letter_bytes: int | None = None
+
+
 @app.task
 async def declare_outputs() -> None:
     # Faust creates the topics it consumes; these it only writes to.
-    for topic in (anomalies, incidents, deadletter):
+    for topic in (anomalies, incidents):
         await topic.maybe_declare()
+
+
+async def _letter_limit() -> int:
+    """The producer's request limit, or the dead-letter topic's own limit if
+    lower: read from the broker with the first dead letter."""
+    global letter_bytes
+    if letter_bytes is not None:
+        return letter_bytes
+    await deadletter.maybe_declare()
+    name = settings.topic(kafka.DEADLETTER)
+    try:
+        topic_bytes = await kafka.topic_config(settings, name, "max.message.bytes")
+    except KafkaError as exc:  # e.g. not allowed to describe it: the broker's default holds
+        log.warning("%s: its max.message.bytes not read (%r)", name, exc)
+        topic_bytes = None
+    letter_bytes = letter_limit(
+        app.conf.producer_max_request_size, int(topic_bytes) if topic_bytes else None
+    )
+    log.info("dead letters: at most %d bytes a request", letter_bytes)
+    return letter_bytes
 
 
 def _owned() -> set[str]:
@@ -193,12 +233,14 @@ async def _keep_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) ->
     correlators.keep_only(owned)
 
 
-async def _dead_letter(message: Any, rejection: Rejection) -> Awaitable[Any]:
+async def _dead_letter(message: Any, rejection: Rejection) -> Awaitable[None]:
     """Keep a refused message, with where it came from and why (see
-    ``streams.deadletters``: verbatim when it fits)."""
-    log.warning(
-        "rejected %s: %s (%s)", source_of(message), rejection.reason, bounded(rejection.detail)
-    )
+    ``streams.deadletters``: verbatim when it fits); what delivers it.
+
+    The letter is handed to the producer here, so that the agent waits for
+    room like for any other send; its delivery is awaited with the snapshot.
+    """
+    rejections.note(source_of(message), rejection)
     metrics.rejected.labels(rejection.reason).inc()
     letter = dead_letter(
         message.value or b"",
@@ -206,9 +248,22 @@ async def _dead_letter(message: Any, rejection: Rejection) -> Awaitable[Any]:
         message.topic,
         message.partition,
         message.offset,
-        app.conf.producer_max_request_size,
+        await _letter_limit(),
     )
+    return asyncio.ensure_future(_deliver(letter, await hand(_send, letter)))
+
+
+async def _send(letter: DeadLetter) -> Awaitable[Any]:
     return await deadletter.send(key=letter.key, value=letter.value, headers=letter.headers)
+
+
+async def _deliver(letter: DeadLetter, sent: Awaitable[Any] | Exception) -> None:
+    """A dead letter the topic still refuses after every try is counted and
+    logged once; it never stops the agent."""
+    failure = await deliver(letter, sent, _send)
+    if failure is not None:
+        metrics.lost_dead_letters.inc()
+        log.error("dead letter %s not sent: %r", letter.headers["id"].decode(), failure)
 
 
 @app.agent(telemetry)
@@ -270,6 +325,13 @@ async def snapshot_quiet_partitions() -> None:
     owned = _owned()
     detectors.snapshot_quiet(owned, QUIET_S)
     correlators.snapshot_quiet(owned, QUIET_S)
+
+
+@app.timer(interval=QUIET_S)
+async def summarise_rejections() -> None:
+    """Log the rejections of a stretch that has gone quiet."""
+    if rejections.since is not None and time.monotonic() - rejections.since >= rejections.every_s:
+        rejections.flush()
 
 
 @app.timer(interval=REWIND_S)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from models.pipeline import DetectionPipeline, Event
 from models.schema import Rejection, Telemetry, decode, validate
+from streams.deadletters import RejectionLog
 from streams.sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class EmbeddedEngine:
         self.sinks = list(sinks)
         self.deadletter = deadletter
         self.stats = RunStats()
+        self.rejections = RejectionLog(log.warning)
 
     def feed(self, message: Telemetry | bytes) -> None:
         """Validate one message (typed, or raw bytes from the wire) and process it."""
@@ -58,7 +60,7 @@ class EmbeddedEngine:
         outcome = checked if isinstance(checked, Rejection) else self.pipeline.process(checked)
         if isinstance(outcome, Rejection):
             self.stats.rejected[outcome.reason] += 1
-            log.warning("rejected message: %s (%s)", outcome.reason, outcome.detail)
+            self.rejections.note(f"message {self.stats.messages}", outcome)
             if self.deadletter is not None:
                 self.deadletter(message, outcome)
             return
@@ -74,6 +76,7 @@ class EmbeddedEngine:
         for message in messages:
             self.feed(message)
         self._emit(self.pipeline.finish())
+        self.rejections.flush()
         p = self.pipeline
         self.stats.samples = p.samples
         self.stats.series = p.series

@@ -37,6 +37,11 @@ refused_snapshots = Counter(
     "Snapshots that could not be restored, so that their models learn afresh",
     registry=registry,
 )
+lost_dead_letters = Counter(
+    "foreshock_lost_dead_letters",
+    "Dead letters the dead-letter topic would not take after every retry",
+    registry=registry,
+)
 rewinds = Counter(
     "foreshock_rewinds",
     "Times a partition's consumer skipped offsets and was sent back to read them",

@@ -155,13 +155,15 @@ def plan(good: list[Telemetry]) -> list[Planned]:
     return out
 
 
-async def send(ns: Namespace, planned: list[Planned]) -> list[tuple[str, int, int]]:
+async def send(
+    ns: Namespace, planned: list[Planned], compression: str = "lz4"
+) -> list[tuple[str, int, int]]:
     """Send in order, one producer; where each landed: topic, partition, offset."""
     async with kafka.producer(
         ns.settings,
         acks="all",
         enable_idempotence=True,
-        compression_type="lz4",
+        compression_type=compression,
         linger_ms=20,
         max_request_size=4 * 1024 * 1024,
     ) as producer:

@@ -27,6 +27,16 @@ def test_every_page_is_read_only():
             assert getattr(type(view), method) is getattr(faust.web.View, method), (path, method)
 
 
+def test_the_worker_serves_its_own_pages_only():
+    from streams.app import app
+
+    app.web.init_server()
+    served = sorted(app.web.views)
+    print(f"routes served: {served}")
+    # "/" is Faust's status page: {"status": "OK"}, nothing else.
+    assert served == ["/", "/metrics/"]
+
+
 def test_every_reason_has_a_counter_from_the_start():
     text = metrics.exposition().decode()
     for reason in REASONS:
