@@ -92,15 +92,18 @@ def calendar_from_dict(data: dict[str, Any], topology: Topology) -> tuple[Mainte
     ...
     ValueError: maintenance names 'dbs', which is not a component of the topology
 
-    A file without any (another file given by mistake) is refused; a calendar
-    with no maintenance says so with ``maintenance = []``.
+    An empty file is an empty calendar (one kept ready for the next window);
+    a file with other tables and none of these (another file given by
+    mistake) is refused. A calendar may also say ``maintenance = []``.
 
     >>> calendar_from_dict({}, topology)
+    ()
+    >>> calendar_from_dict({"project": {"name": "x"}}, topology)
     Traceback (most recent call last):
     ...
     ValueError: no [[maintenance]] table; a calendar with none says maintenance = []
     """
-    tables = data.get("maintenance")
+    tables = data.get("maintenance", [] if not data else None)
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise ValueError("no [[maintenance]] table; a calendar with none says maintenance = []")
     windows = tuple(MaintenanceWindow.from_dict(m, instant) for m in tables)

@@ -127,8 +127,9 @@ def test_a_user_error_is_one_line_naming_what_to_fix(
     assert "Value error" not in line  # pydantic's wording, not the user's
 
 
-def test_a_calendar_without_maintenance_says_so(tmp_path: Path) -> None:
+@pytest.mark.parametrize("text", ["maintenance = []\n", "", "# none announced\n"])
+def test_a_calendar_without_maintenance_says_so(tmp_path: Path, text: str) -> None:
     calendar = tmp_path / "maintenance.toml"
-    calendar.write_text("maintenance = []\n")
+    calendar.write_text(text)
     settings = Settings(maintenance=calendar)
     assert settings.load_maintenance(settings.load_topology()) == ()
