@@ -200,8 +200,16 @@ class Partitions(Generic[S]):
         # Faust took the jump for a compaction gap and counts the offsets in
         # it as acknowledged; acknowledged again once read, they would be
         # counted twice, and its committed offset would creep one at a time.
-        self.app.consumer._gap.pop(tp, None)  # type: ignore[attr-defined]
-        await self.app.consumer.seek(tp, offset)
+        consumer: Any = self.app.consumer
+        consumer._gap.pop(tp, None)
+        # The Kafka client runs in the consumer's own thread, fetching while
+        # the agent runs: a seek from here raced its fetcher (which failed
+        # with KeyError, and stopped the worker). The seek is run in that
+        # thread, as Faust's own seeks to the beginning or the committed
+        # offsets are; then the read position is reset, as Faust's seek does.
+        thread = consumer._thread
+        await thread.call_thread(thread._ensure_consumer().seek, tp, offset)
+        consumer._read_offset[tp] = offset if offset else None
 
     async def seek_again(self, owned: set[str]) -> None:
         """Seek again the partitions whose rewind has not arrived after
