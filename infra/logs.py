@@ -37,7 +37,10 @@ def _masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
     record = _make_record(*args, **kwargs)
     if isinstance(record.args, tuple) and any(map(_is_sasl_exchange, record.args)):
         record.args = tuple(_HIDDEN if _is_sasl_exchange(a) else a for a in record.args)
-    text = record.getMessage()
+    try:
+        text = record.getMessage()
+    except (TypeError, ValueError):  # a malformed call: the handler reports it, as before
+        return record
     if any(secret in text for secret in _secrets):
         for secret in _secrets:
             text = text.replace(secret, MASK)

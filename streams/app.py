@@ -330,8 +330,7 @@ async def snapshot_quiet_partitions() -> None:
 @app.timer(interval=QUIET_S)
 async def summarise_rejections() -> None:
     """Log the rejections of a stretch that has gone quiet."""
-    if rejections.since is not None and time.monotonic() - rejections.since >= rejections.every_s:
-        rejections.flush()
+    rejections.flush_if_due()
 
 
 @app.timer(interval=REWIND_S)

@@ -198,7 +198,13 @@ class RejectionLog:
                 self.every_s,
             )
         self.counts[rejection.reason] += 1
-        if now - self.since >= self.every_s:
+        self.flush_if_due(now)
+
+    def flush_if_due(self, now: float | None = None) -> None:
+        """``flush`` once the stretch is ``every_s`` long (a timer calls it
+        too, so that a stretch gone quiet is still summarised)."""
+        now = self.clock() if now is None else now
+        if self.since is not None and now - self.since >= self.every_s:
             self.flush(now)
 
     def flush(self, now: float | None = None) -> None:
