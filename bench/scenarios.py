@@ -33,15 +33,16 @@ from bench.signals import SignalTap, key_signals
 from infra.settings import Settings
 from models.impact import Business
 from models.topology import Topology
-from producers.scenario import Scenario, load_scenarios
+from producers.scenario import Library, Scenario, load_scenarios
 
 Progress = Callable[[int, int, str, int], None]  # (done, total, scenario, seed)
 
 
 @cache
-def _world() -> tuple[Topology, Business, dict[str, Scenario]]:
+def _world() -> tuple[Topology, Business, Library]:
     settings = Settings()
-    return settings.load_topology(), settings.load_business(), load_scenarios(settings.scenarios)
+    topology = settings.load_topology()
+    return topology, settings.load_business(), load_scenarios(settings.scenarios, topology)
 
 
 def _quiet_worker() -> None:
@@ -49,10 +50,9 @@ def _quiet_worker() -> None:
     logging.getLogger("streams.embedded").setLevel(logging.ERROR)
 
 
-def run_one(name: str, seed: int, signals: bool = False) -> dict[str, Any]:
+def run_one(scenario: Scenario, seed: int, signals: bool = False) -> dict[str, Any]:
     """Replay one scenario with one seed and score it (runs in a worker process)."""
-    topology, business, scenarios = _world()
-    scenario = scenarios[name]
+    topology, business, _ = _world()
     tap = SignalTap(key_signals(scenario, topology)) if signals else None
     result = replay(scenario, topology, business, seed=seed, tap=tap)
     scored = evaluate(result, topology)
@@ -61,12 +61,22 @@ def run_one(name: str, seed: int, signals: bool = False) -> dict[str, Any]:
     return scored
 
 
-def choose(names: list[str] | None) -> list[str]:
-    """The scenarios to run: ``names``, or the whole library; KeyError names
-    those the library lacks."""
-    _, _, scenarios = _world()
-    chosen = names if names else list(scenarios)
-    unknown = [n for n in chosen if n not in scenarios]
+def choose(names: list[str] | None) -> dict[str, Scenario]:
+    """The scenarios to run, by name: ``names`` (names in the library, or
+    files name.toml), or the whole library; KeyError names those the library
+    lacks, ValueError a file that cannot be used."""
+    topology, _, scenarios = _world()
+    if not names:
+        return dict(scenarios)
+    chosen: dict[str, Scenario] = {}
+    unknown = []
+    for name in names:
+        try:
+            scenario = scenarios.find(name, topology)
+        except KeyError:
+            unknown.append(name)
+            continue
+        chosen[scenario.name] = scenario
     if unknown:
         raise KeyError(f"unknown scenarios: {', '.join(unknown)}")
     return chosen
@@ -82,17 +92,16 @@ def run_bench(
     """Run ``names`` (default: the whole library) × seeds 1..``seeds`` in
     ``jobs`` processes; write the report and plots into ``out``; return the
     report as written to ``report.json``."""
-    _, _, scenarios = _world()
-    chosen = choose(names)
+    scenarios = choose(names)
     # Longest first, so that the pool is not left waiting on one long run.
     tasks = sorted(
-        ((n, s) for n in chosen for s in range(1, seeds + 1)),
-        key=lambda t: -(scenarios[t[0]].end - scenarios[t[0]].start),
+        ((sc, s) for sc in scenarios.values() for s in range(1, seeds + 1)),
+        key=lambda t: -(t[0].end - t[0].start),
     )
     runs: list[dict[str, Any]] = []
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     with ProcessPoolExecutor(max_workers=jobs, initializer=_quiet_worker) as pool:
-        futures = {pool.submit(run_one, n, s, s == 1): (n, s) for n, s in tasks}
+        futures = {pool.submit(run_one, sc, s, s == 1): (sc.name, s) for sc, s in tasks}
         for done, future in enumerate(as_completed(futures), 1):
             runs.append(future.result())
             if progress is not None:

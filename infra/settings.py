@@ -46,7 +46,7 @@ class Settings(BaseSettings):
 
     topology: Path = DEFAULTS / "topology.toml"
     business: Path = DEFAULTS / "business.toml"
-    scenarios: Path | None = None  # a folder of scenario files; None: the shipped library
+    scenarios: Path | None = None  # a folder of scenario files, added to the shipped library
     # Announced maintenance (a TOML calendar); workers re-read it while running.
     maintenance: Path | None = None
     log_level: str = "WARNING"

@@ -2,7 +2,16 @@
 world first), pacing."""
 
 from producers.replay import paced
-from producers.scenario import Effect, Scenario, Truth, load_scenarios
+from producers.scenario import Effect, Library, Scenario, Truth, load_scenarios
 from producers.sources import Simulator, Source
 
-__all__ = ["Effect", "Scenario", "Simulator", "Source", "Truth", "load_scenarios", "paced"]
+__all__ = [
+    "Effect",
+    "Library",
+    "Scenario",
+    "Simulator",
+    "Source",
+    "Truth",
+    "load_scenarios",
+    "paced",
+]

@@ -8,7 +8,7 @@ A scenario file (TOML) looks like::
     end = "2022-10-04T16:00:00Z"
 
     [truth]
-    fault_start = "12:45:00"          # a time of day on the start date,
+    fault_start = "12:45:00"          # a time of day (the first after start),
     impact_start = "+45s"             # or an offset from fault_start
     root_cause = "redis-sessions"
     sev = 1
@@ -28,19 +28,28 @@ maintenance, given to the pipeline), ``[[gaps]]`` (entities whose telemetry
 stops) and ``[delivery]`` (late and out-of-order messages). The truth says
 what kind of scenario it is (``fault``, ``decoy`` or ``gap``) and what
 Foreshock is expected to do (``page``, ``warning``, ``none`` or ``gap``).
+
+The format is strict, so that a typo cannot quietly change a scenario: an
+unknown table or key, a time outside the span from start to end, and (given
+a topology) a target that matches no entity are refused in one line.
 """
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import itertools
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from infra.settings import parse_toml
 from models.maintenance import MaintenanceWindow
+from models.topology import Topology
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
@@ -65,15 +74,17 @@ _EXPECT_OF_KIND = {"fault": "page", "decoy": "none", "gap": "gap"}
 
 _OFFSET = re.compile(r"^([+-])((?:\d+(?:\.\d+)?[hms])+)$")
 _PART = re.compile(r"(\d+(?:\.\d+)?)([hms])")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def parse_time(text: str, day: datetime, anchor: float | None = None) -> float:
-    """An ISO timestamp, a time of day on ``day``, or ``±1h2m3s`` from ``anchor``.
+def parse_time(text: str, since: datetime, anchor: float | None = None) -> float:
+    """An ISO timestamp, a time of day (the first one at or after ``since``:
+    after midnight is the next day), or ``±1h2m3s`` from ``anchor``.
 
-    >>> day = datetime(2022, 10, 4, tzinfo=UTC)
-    >>> parse_time("12:45", day) - parse_time("2022-10-04T12:44:15Z", day)
-    45.0
-    >>> parse_time("+1m30s", day, anchor=100.0)
+    >>> since = datetime(2022, 10, 4, 23, 0, tzinfo=UTC)
+    >>> parse_time("00:30", since) - parse_time("2022-10-04T23:00:00Z", since)
+    5400.0
+    >>> parse_time("+1m30s", since, anchor=100.0)
     190.0
     """
     text = text.strip()
@@ -88,7 +99,65 @@ def parse_time(text: str, day: datetime, anchor: float | None = None) -> float:
         return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
     parts = [float(p) for p in text.split(":")]
     h, m_, s = ([*parts, 0.0, 0.0])[:3]
-    return (day + timedelta(hours=h, minutes=m_, seconds=s)).timestamp()
+    midnight = since.replace(hour=0, minute=0, second=0, microsecond=0)
+    stamp = midnight + timedelta(hours=h, minutes=m_, seconds=s)
+    return (stamp + timedelta(days=1) if stamp < since else stamp).timestamp()
+
+
+def _did_you_mean(word: str, choices: Iterable[str], spell: Callable[[str], str] = repr) -> str:
+    """A hint naming the closest of ``choices``, or all of them if none is close.
+
+    >>> _did_you_mean("jiter_s", ["spread", "jitter_s"])
+    "; did you mean 'jitter_s'?"
+    """
+    choices = list(choices)
+    close = difflib.get_close_matches(word, choices, n=1)
+    if close:
+        return f"; did you mean {spell(close[0])}?"
+    return f"; known: {', '.join(map(spell, choices))}"
+
+
+def _check_keys(table: dict[str, Any], cls: type, where: str = "") -> None:
+    """``ValueError`` naming a key of ``table`` that is not a field of ``cls``
+    (the dataclass it becomes), spelled the way the file writes it."""
+    known = [f.name for f in fields(cls)]
+    for key, value in table.items():
+        if key not in known:
+            hint = _did_you_mean(key, known, partial(_spelled, value=value))
+            raise ValueError(f"{where}{_spelled(key, value)} is unknown{hint}")
+
+
+def _spelled(key: str, value: Any) -> str:
+    """``key`` as the file writes it: ``[table]``, ``[[tables]]`` or ``key``."""
+    if isinstance(value, dict):
+        return f"[{key}]"
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return f"[[{key}]]"
+    return key
+
+
+def _table(d: dict[str, Any], key: str, cls: type) -> dict[str, Any]:
+    """The ``[key]`` table, whose keys are fields of ``cls``."""
+    value = d.get(key, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be a table, [{key}]")
+    _check_keys(value, cls, f"[{key}]: ")
+    return value
+
+
+def _tables(d: dict[str, Any], key: str, cls: type) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each ``[[key]]`` table, whose keys are fields of ``cls``, and how errors name it."""
+    value = d.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ValueError(f"{key} must be tables, [[{key}]]")
+    for n, table in enumerate(value, 1):
+        what = f"[[{key}]] #{n}"
+        _check_keys(table, cls, f"{what}: ")
+        yield what, table
+
+
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @dataclass(frozen=True)
@@ -172,17 +241,32 @@ class Scenario:
     maintenance: tuple[MaintenanceWindow, ...] = ()
     gaps: tuple[Silence, ...] = ()
     delivery: Delivery = field(default_factory=Delivery)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Scenario:
-        start = parse_time(d["start"], datetime(1970, 1, 1, tzinfo=UTC))
-        day = datetime.fromtimestamp(start, UTC).replace(hour=0, minute=0, second=0)
-        t = d.get("truth", {})
-        fault = parse_time(t["fault_start"], day) if "fault_start" in t else None
+    def from_dict(cls, d: dict[str, Any], topology: Topology | None = None) -> Scenario:
+        """A scenario file's tables; ``ValueError`` naming the key at fault.
+        Given a topology, every target must match some of its entities."""
+        _check_keys(d, cls)
+        start = parse_time(str(d["start"]), _EPOCH)
+        since = datetime.fromtimestamp(start, UTC)
+        t = _table(d, "truth", Truth)
+        fault = parse_time(str(t["fault_start"]), since) if "fault_start" in t else None
+        end = parse_time(str(d["end"]), since, fault)
+        if end <= start:
+            raise ValueError(f"end {d['end']!r} is {_utc(end)}, not after start {_utc(start)}")
 
-        def when(key: str) -> float | None:
-            return parse_time(t[key], day, fault) if key in t else None
+        def when(text: Any, what: str) -> float:
+            """A time of the file, inside the scenario's span."""
+            at = parse_time(str(text), since, fault)
+            if not start <= at <= end:
+                raise ValueError(
+                    f"{what} {str(text)!r} is {_utc(at)}, outside the scenario"
+                    f" ({_utc(start)} to {_utc(end)})"
+                )
+            return at
+
+        def truth_time(key: str) -> float | None:
+            return when(t[key], f"truth.{key}") if key in t else None
 
         kind = t.get("kind", "fault" if "root_cause" in t else "decoy")
         if kind not in KINDS:
@@ -194,24 +278,24 @@ class Scenario:
             kind=kind,
             expect=expect,
             impact_share=float(t["impact_share"]) if "impact_share" in t else None,
-            fault_start=fault,
-            impact_start=when("impact_start"),
-            precursor_start=when("precursor_start"),
+            fault_start=truth_time("fault_start"),
+            impact_start=truth_time("impact_start"),
+            precursor_start=truth_time("precursor_start"),
             root_cause=t.get("root_cause"),
             sev=t.get("sev"),
             affected=tuple(t.get("affected", ())),
-            recovery=when("recovery"),
+            recovery=truth_time("recovery"),
         )
         effects = []
-        for e in d.get("effects", []):
-            family = next((f for f, ps in PARAMS.items() if e["param"] in ps), None)
-            if family is None:
-                raise ValueError(f"effect on {e['target']}: unknown parameter {e['param']!r}")
+        for what, e in _tables(d, "effects", Effect):
+            if not any(e["param"] in ps for ps in PARAMS.values()):
+                hint = _did_you_mean(e["param"], itertools.chain(*PARAMS.values()))
+                raise ValueError(f"{what}: unknown parameter {e['param']!r}{hint}")
             if e.get("mode", "set") not in MODES:
-                raise ValueError(f"effect on {e['target']}: mode must be one of {MODES}")
-            frames = tuple((parse_time(str(k), day, fault), float(v)) for k, v in e["keyframes"])
+                raise ValueError(f"{what}: mode must be one of {MODES}")
+            frames = tuple((when(k, f"{what} keyframe"), float(v)) for k, v in e["keyframes"])
             if any(b[0] < a[0] for a, b in itertools.pairwise(frames)):
-                raise ValueError(f"effect on {e['target']}/{e['param']}: keyframes out of order")
+                raise ValueError(f"{what} on {e['target']}/{e['param']}: keyframes out of order")
             effects.append(
                 Effect(
                     target=e["target"],
@@ -222,64 +306,113 @@ class Scenario:
                     jitter_s=float(e.get("jitter_s", 0.0)),
                 )
             )
-        maintenance = tuple(
-            MaintenanceWindow.from_dict(m, lambda t: parse_time(str(t), day, fault))
-            for m in d.get("maintenance", [])
-        )
-        gaps = tuple(
-            Silence(
-                g["target"],
-                parse_time(str(g["start"]), day, fault),
-                parse_time(str(g["end"]), day, fault) if "end" in g else float("inf"),
-            )
-            for g in d.get("gaps", [])
-        )
-        dv = d.get("delivery", {})
+        maintenance = []
+        for what, m in _tables(d, "maintenance", MaintenanceWindow):
+            maintenance.append(MaintenanceWindow.from_dict(m, partial(when, what=what)))
+        gaps = []
+        for what, g in _tables(d, "gaps", Silence):
+            until = when(g["end"], f"{what} end") if "end" in g else float("inf")
+            gaps.append(Silence(g["target"], when(g["start"], f"{what} start"), until))
+        dv = _table(d, "delivery", Delivery)
         delivery = Delivery(
             float(dv.get("late_share", 0.0)),
             float(dv.get("max_delay_s", 0.0)),
             float(dv.get("jitter_s", 0.0)),
         )
-        known = {
-            "maintenance",
-            "gaps",
-            "delivery",
-            "name",
-            "description",
-            "start",
-            "end",
-            "truth",
-            "effects",
-            "resolution_s",
-            "batch_s",
-            "blips_per_hour",
-        }
-        return cls(
+        scenario = cls(
             name=d["name"],
             description=d.get("description", ""),
             start=start,
-            end=parse_time(d["end"], day, fault),
+            end=end,
             truth=truth,
             effects=tuple(effects),
             resolution_s=float(d.get("resolution_s", 1.0)),
             batch_s=float(d.get("batch_s", 5.0)),
             blips_per_hour=float(d.get("blips_per_hour", 4.0)),
-            maintenance=maintenance,
-            gaps=gaps,
+            maintenance=tuple(maintenance),
+            gaps=tuple(gaps),
             delivery=delivery,
-            extra={k: v for k, v in d.items() if k not in known},
         )
+        if topology is not None:
+            scenario.check(topology)
+        return scenario
 
     @classmethod
-    def from_file(cls, path: Path) -> Scenario:
+    def from_file(cls, path: Path, topology: Topology | None = None) -> Scenario:
         """``ValueError`` naming the file and its fault if it cannot be used."""
-        return parse_toml(path, cls.from_dict)
+        return parse_toml(path, lambda d: cls.from_dict(d, topology))
+
+    def check(self, topology: Topology) -> None:
+        """``ValueError`` naming an effect or a gap whose target matches no
+        entity of ``topology``, or an effect whose entities lack its parameter."""
+        for n, effect in enumerate(self.effects, 1):
+            what = f"[[effects]] #{n}"
+            for family in sorted(
+                {topology.family_of[e] for e in _hit(effect.target, topology, what)}
+            ):
+                if effect.param not in PARAMS[family]:
+                    hint = _did_you_mean(effect.param, PARAMS[family])
+                    raise ValueError(
+                        f"{what}: {effect.target!r} is {family}, without {effect.param!r}{hint}"
+                    )
+        for n, gap in enumerate(self.gaps, 1):
+            _hit(gap.target, topology, f"[[gaps]] #{n}")
 
 
-def load_scenarios(directory: Path | None = None) -> dict[str, Scenario]:
-    """Every scenario in a folder (the shipped library when none is given), by name."""
-    found = {}
-    for path in sorted((directory or SCENARIO_DIR).glob("*.toml")):
-        scenario = Scenario.from_file(path)
-        found[scenario.name] = scenario
-    return found
+def _hit(target: str, topology: Topology, what: str) -> list[str]:
+    hit = [e for e in topology.node_of if fnmatch.fnmatchcase(e, target)]
+    if not hit:
+        raise ValueError(f"{what}: target {target!r} matches no entity of the topology")
+    return hit
+
+
+class Library(dict[str, Scenario]):
+    """Scenarios by name, and ``broken``: the files that could not be used,
+    each as one line naming the file and why, by the name they meant to give
+    (their file name without ``.toml`` when the file cannot be read)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken: dict[str, str] = {}
+
+    def find(self, name: str, topology: Topology | None = None) -> Scenario:
+        """The scenario called ``name``, or the file ``name`` when it ends in
+        ``.toml``; ``ValueError`` naming the file if it cannot be used,
+        ``KeyError`` if there is no such scenario."""
+        if name.endswith(".toml"):
+            return Scenario.from_file(Path(name), topology)
+        if name in self.broken and name not in self:
+            raise ValueError(self.broken[name])
+        return self[name]
+
+
+def load_scenarios(directory: Path | None = None, topology: Topology | None = None) -> Library:
+    """The shipped library and the scenarios of ``directory``, by name. A file
+    that cannot be used is skipped and told in ``broken``, and so is a name
+    that two files give (neither is used). Given a topology, every target must
+    match some of its entities. ``ValueError`` if ``directory`` is not a
+    folder of scenario files."""
+    files = sorted(SCENARIO_DIR.glob("*.toml"))
+    if directory is not None and directory.resolve() != SCENARIO_DIR.resolve():
+        if not directory.is_dir():
+            raise ValueError(f"{directory} is not a folder; give a folder of scenario files")
+        own = sorted(directory.glob("*.toml"))
+        if not own:
+            raise ValueError(f"{directory} holds no scenario file (name.toml)")
+        files += own
+    library = Library()
+    origin: dict[str, Path] = {}
+    for path in files:
+        try:
+            scenario = Scenario.from_file(path, topology)
+        except ValueError as exc:
+            library.broken[path.stem] = str(exc)
+            continue
+        name = scenario.name
+        if name in origin:
+            library.pop(name, None)
+            library.broken[name] = f"{path}: name {name!r} is also the name of {origin[name]}"
+        else:
+            origin[name] = path
+            library[name] = scenario
+    return library

@@ -27,6 +27,7 @@ from foreshock.cli.common import (
     find_scenario,
     scenario_library,
     settings_of,
+    tell_skipped,
     topology_and_business,
     writable,
 )
@@ -50,7 +51,8 @@ app = typer.Typer(help="Benchmarks: figures and ratios, never pass/fail.")
 def run(
     ctx: typer.Context,
     scenarios: Annotated[
-        list[str] | None, typer.Option("--scenarios", help="scenario names (default: all)")
+        list[str] | None,
+        typer.Option("--scenarios", help="scenario names or files name.toml (default: all)"),
     ] = None,
     seeds: Annotated[int, typer.Option(min=1, help="seeds 1..N of each scenario")] = 5,
     jobs: Annotated[
@@ -66,11 +68,13 @@ def run(
 
     settings = settings_of(ctx)  # the runner reads them again, in each process
     topology_and_business(settings)
-    scenario_library(settings)
+    tell_skipped(scenario_library(settings))
     try:
         choose(scenarios)
     except KeyError as exc:
         fail(str(exc.args[0]))
+    except ValueError as exc:  # a file that cannot be used
+        fail(str(exc))
     with writable("--out", out):  # now, not after the runs
         out.mkdir(parents=True, exist_ok=True)
     with progress_bar(console) as progress:

@@ -20,7 +20,7 @@ from infra.settings import Settings
 from models.config import PipelineConfig
 from models.impact import Business
 from models.topology import Topology
-from producers.scenario import Scenario, load_scenarios
+from producers.scenario import Library, Scenario, load_scenarios
 
 T = TypeVar("T")
 
@@ -40,7 +40,9 @@ class Speed(StrEnum):
 
 
 # Options that several commands share.
-ScenarioName = Annotated[str, typer.Argument(help="scenario name (see `foreshock scenarios`)")]
+ScenarioName = Annotated[
+    str, typer.Argument(help="scenario name (see `foreshock scenarios`) or file name.toml")
+]
 Seed = Annotated[int, typer.Option(min=0, help="random seed of the synthetic world")]
 Pace = Annotated[Speed, typer.Option(help="max: as fast as possible; 1, 10: × real time")]
 Json = Annotated[bool, typer.Option("--json", help="print one JSON object instead")]
@@ -129,19 +131,26 @@ def pipeline_inputs(settings: Settings) -> tuple[Topology, Business, PipelineCon
     return topology, business, usable(lambda: settings.pipeline_config(topology))
 
 
-def scenario_library(settings: Settings) -> dict[str, Scenario]:
-    """The scenarios of FORESHOCK_SCENARIOS (or the shipped library), by name."""
-    folder = settings.scenarios
-    if folder is not None and not folder.is_dir():
-        fail(f"FORESHOCK_SCENARIOS: {folder} is not a folder; give a folder of scenario files")
-    scenarios = usable(lambda: load_scenarios(folder))
-    if not scenarios:
-        fail(f"FORESHOCK_SCENARIOS: {folder} holds no scenario file (name.toml)")
-    return scenarios
+def scenario_library(settings: Settings) -> Library:
+    """The shipped scenarios and those of FORESHOCK_SCENARIOS, by name, checked
+    against the topology; or one line on which setting to fix."""
+    topology = usable(settings.load_topology)
+    try:
+        return load_scenarios(settings.scenarios, topology)
+    except ValueError as exc:  # the folder itself
+        fail(f"FORESHOCK_SCENARIOS: {exc}")
+
+
+def tell_skipped(library: Library) -> None:
+    """One line on stderr per scenario file that could not be used."""
+    for why in library.broken.values():
+        errors.print(f"[bold yellow]skipped:[/] {escape(why)}", soft_wrap=True)
 
 
 def find_scenario(settings: Settings, name: str) -> Scenario:
+    """A scenario by name, or the file ``name.toml``; or one line on why not."""
     scenarios = scenario_library(settings)
-    if name not in scenarios:
-        fail(f"no scenario {name!r}; try: {', '.join(sorted(scenarios))}")
-    return scenarios[name]
+    try:
+        return usable(lambda: scenarios.find(name, settings.load_topology()))
+    except KeyError:
+        fail(f"no scenario {name!r}; try: {', '.join(sorted(scenarios))}, or a file name.toml")

@@ -21,6 +21,7 @@ from foreshock.cli.common import (
     pipeline_inputs,
     scenario_library,
     settings_of,
+    tell_skipped,
     writable,
 )
 from foreshock.cli.render import Timeline, clock, replay_summary, scenarios_table
@@ -28,8 +29,10 @@ from streams.sinks import JsonlSink, Sink
 
 
 def scenarios(ctx: typer.Context) -> None:
-    """List the scenarios."""
-    console.print(scenarios_table(scenario_library(settings_of(ctx))))
+    """List the scenarios; those of files that cannot be used are told on stderr."""
+    library = scenario_library(settings_of(ctx))
+    console.print(scenarios_table(library))
+    tell_skipped(library)
 
 
 def replay_command(

@@ -53,7 +53,7 @@ def report(tmp_path_factory):
     bench._world.cache_clear()
     seen = []
     try:
-        result = bench.run_bench(None, 1, 2, out, lambda *a: seen.append(a))
+        result = bench.run_bench(["tiny-fault", "tiny-decoy"], 1, 2, out, lambda *a: seen.append(a))
     finally:
         mp.undo()
         bench._world.cache_clear()

@@ -64,7 +64,11 @@ CASES: dict[str, tuple[tuple[str, ...], dict[str, str], str]] = {
     "detectors not JSON": (REPLAY, {"DETECTORS": "redis"}, "FORESHOCK_DETECTORS: not valid JSON"),
     "worker's detector": (("worker",), {"DETECTOR": "nope"}, "FORESHOCK_DETECTOR"),
     "missing scenario folder": (("scenarios",), {"SCENARIOS": "{tmp}/no"}, "{tmp}/no"),
-    "scenario not TOML": (("scenarios",), {"SCENARIOS": "{tmp}/untidy"}, "{tmp}/untidy/bad.toml"),
+    "scenario not TOML": (
+        ("replay", "bad"),
+        {"SCENARIOS": "{tmp}/untidy"},
+        "{tmp}/untidy/bad.toml",
+    ),
     "scenario lacks a key": (REPLAY, {"SCENARIOS": "{tmp}/keyless"}, "missing key 'start'"),
     "nab: missing data folder": (nab("no", "nab/none.json"), {}, "{tmp}/no: not a folder"),
     "nab: empty corpus": (nab("nab", "nab/none.json"), {}, "{tmp}/nab/none.json: names no"),
@@ -89,7 +93,7 @@ def tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     files = {
         "scenarios/tiny.toml": SCENARIO,
         "untidy/bad.toml": "name = [",
-        "keyless/tiny.toml": SCENARIO.replace("start =", "begin ="),
+        "keyless/tiny.toml": SCENARIO.replace('start = "2022-10-04T10:00:00Z"', ""),
         "bad.toml": "name = [",
         "bad.json": "name = [",
         "other.toml": '[project]\nname = "other"\n',
