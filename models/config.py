@@ -34,6 +34,8 @@ class PipelineConfig:
     creep_warm_up_windows: int = 180
     creep_fast: float = 1 / 30  # weight of a window in the recent level (5 min)
     creep_slow: float = 1 / 720  # ... and in the long-run baseline (2 h)
+    # A change on a component this long before its first symptom may have caused it.
+    change_lead_s: float = 1800.0
     # Announced maintenance: these components do not page during their window.
     maintenance: tuple[MaintenanceWindow, ...] = ()
 

@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from models.changes import ChangeEvent
 from models.config import PipelineConfig
 from models.evidence import Evidence, EvidenceKind, Suspect
 from models.impact import Business, ImpactMeter
@@ -147,6 +148,7 @@ class CorrelateStage(Snapshotted):
         self._touched: dict[str, dict[Evidence, float]] = {}
         self._hurting_windows = 0
         self.gaps: dict[str, float] = {}  # entity -> start of its telemetry gap
+        self.changes: set[ChangeEvent] = set()  # recent changes, for the ranking
 
     @property
     def blind(self) -> dict[str, float]:
@@ -175,6 +177,7 @@ class CorrelateStage(Snapshotted):
             "touched": _by_node(self._touched),
             "hurting_windows": self._hurting_windows,
             "gaps": dict(self.gaps),
+            "changes": sorted(c.to_state() for c in self.changes),
         }
 
     @classmethod
@@ -203,6 +206,7 @@ class CorrelateStage(Snapshotted):
         stage._touched = _from_nodes(topology, state["touched"])
         stage._hurting_windows = as_int(state["hurting_windows"])
         stage.gaps = dict_of(as_finite, state["gaps"])
+        stage.changes = {ChangeEvent.from_state(c) for c in as_list(state.get("changes", []))}
         return stage
 
     @classmethod
@@ -237,6 +241,15 @@ class CorrelateStage(Snapshotted):
             return []
         self.pending.setdefault(report.start, {}).setdefault(report.source, report)
         return self._drain()
+
+    def record_change(self, change: ChangeEvent) -> None:
+        """Keep a change event for judging root causes. Any order will do, a
+        change delivered again is kept once, and one older than any symptom
+        it could explain is forgotten."""
+        if self.topology.component_of(change.component) is None:
+            raise ValueError(f"{change.component!r} is no component or entity of the topology")
+        if change.time >= self.correlated_until - self.config.change_lead_s:
+            self.changes.add(change)
 
     def expect(self, sources: Iterable[str]) -> None:
         """Wait for these sources too, before they first report."""

@@ -28,6 +28,7 @@ Each stage's learned state is snapshotted as plain data (``models/snapshot.py``)
 
 from __future__ import annotations
 
+from models.changes import ChangeEvent
 from models.config import PipelineConfig
 from models.correlate import CorrelateStage
 from models.detect import Anomaly
@@ -73,6 +74,11 @@ class DetectionPipeline:
     def process(self, tel: Telemetry) -> list[Event] | Rejection:
         detected = self.detect.process(tel)
         return detected if isinstance(detected, Rejection) else self._chain(detected)
+
+    def record_change(self, change: ChangeEvent) -> None:
+        """A deploy, config push, flag, scaling or maintenance: evidence for
+        the root-cause ranking, never an incident by itself."""
+        self.correlate.record_change(change)
 
     def finish(self) -> list[Event]:
         return self._chain(self.detect.finish()) + self.correlate.finish()

@@ -58,6 +58,7 @@ REASONS: dict[str, str] = {
     "too_far_ahead": "event time far ahead of the stream's watermark",
     "late": "every sample is in windows already decided (later than the allowed lateness)",
     "duplicate": "a batch already folded in, delivered again",
+    "unknown_change_kind": "a change event whose kind is not one of deploy, config, flag, ...",
 }
 # Refusals on Foreshock's own topics: only a foreign writer can cause them.
 INTERNAL_REASONS: dict[str, str] = {

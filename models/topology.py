@@ -124,6 +124,10 @@ class Topology:
     def knows(self, entity: str) -> bool:
         return entity in self.node_of
 
+    def component_of(self, name: str) -> str | None:
+        """The component called ``name``, or owning the entity ``name``."""
+        return name if name in self.nodes else self.node_of.get(name)
+
     def upstream_of(self, node_id: str) -> set[str]:
         """Every component ``node_id`` depends on, directly or not."""
         seen: set[str] = set()
