@@ -23,13 +23,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from models.changes import ChangeEvent
 from models.config import PipelineConfig
 from models.evidence import Evidence, EvidenceKind, Suspect
 from models.impact import Business, ImpactMeter
-from models.incident import IncidentEvent, IncidentTracker
+from models.incident import IncidentEvent, IncidentTracker, Status
 from models.maintenance import under_maintenance
 from models.report import Note, WindowReport
 from models.severity import UserImpact
@@ -51,32 +52,118 @@ from models.window import SeriesKey
 CAUSES = frozenset({"service", "datastore", "edge"})
 
 
+def _hhmmss(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S")
+
+
+def _count(n: int, noun: str) -> str:
+    """
+    >>> _count(1, "entity"), _count(3, "component")
+    ('1 entity', '3 components')
+    """
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{n} {noun if n == 1 else plural}"
+
+
+def _traffic_only(evidence: Iterable[Evidence]) -> bool:
+    """Whether a component shows nothing but traffic that fell or rose."""
+    kinds = [ev.kind for ev in evidence]
+    return bool(kinds) and all(k.traffic for k in kinds)
+
+
+def blast_radius(
+    topology: Topology, root: str, affected: Iterable[str], starved: Iterable[str] = ()
+) -> list[str]:
+    """What ``root`` explains among the ``affected`` components: those that
+    depend on it (errors and latency travel to callers), and those of
+    ``starved`` (showing only a change of traffic) that it depends on, whose
+    traffic it cut or multiplied."""
+    behind = topology.upstream[root] & frozenset(starved)
+    return sorted(
+        n for n in affected if n != root and (root in topology.upstream[n] or n in behind)
+    )
+
+
+def _change_before(
+    changes: Iterable[ChangeEvent], topology: Topology, node: str, onset: float, lead_s: float
+) -> ChangeEvent | None:
+    """The latest change on ``node`` at most ``lead_s`` before its first symptom."""
+    near = [
+        c
+        for c in changes
+        if topology.component_of(c.component) == node and onset - lead_s <= c.time <= onset
+    ]
+    return max(near, key=lambda c: (c.time, c.to_state()), default=None)
+
+
 def rank_root_causes(
-    topology: Topology, onsets: dict[str, float], evidence: dict[str, list[Evidence]]
+    topology: Topology,
+    onsets: dict[str, float],
+    evidence: dict[str, list[Evidence]],
+    changes: Iterable[ChangeEvent] = (),
+    lead_s: float = 1800.0,
 ) -> list[Suspect]:
     """Rank anomalous components as probable root causes, best first.
 
-    ``onsets`` maps each anomalous component to its earliest active anomaly or
-    warning. A suspect with an anomalous dependency is only a victim. Among
-    the rest, the one explaining the most anomalous components wins, then the
-    one that went wrong first.
+    ``onsets`` maps each anomalous (or silent) component to its earliest
+    active evidence. Errors, latency, exhaustion and silence travel to the
+    callers of a failing component; traffic that falls or rises behind it is
+    its symptom, never a cause (unless nothing else is wrong). A suspect with
+    a failing dependency is only a victim, unless it was changed shortly
+    before its symptoms. A change shortly before them leads the ranking;
+    then the suspect explaining the most components; then the first to go
+    wrong.
     """
+    starved = {n for n in onsets if _traffic_only(evidence.get(n, ()))}
+    # Traffic alone names a cause only when nothing else is wrong.
+    failing = (set(onsets) - starved) or set(onsets)
+    first = min(onsets.values(), default=0.0)
     suspects = []
-    for node, onset in onsets.items():
+    for node in sorted(failing):
         if topology.nodes[node].kind not in CAUSES:
             continue
-        if any(dep in onsets for dep in topology.upstream[node]):
+        onset = onsets[node]
+        change = _change_before(changes, topology, node, onset, lead_s)
+        if change is None and topology.upstream[node] & failing:
             continue
-        explains = tuple(sorted(n for n in onsets if node in topology.upstream[n]))
+        explains = tuple(blast_radius(topology, node, onsets, starved))
         shown = tuple(sorted(evidence.get(node, ()), key=str))
-        suspects.append(Suspect(node, onset, explains, shown))
-    suspects.sort(key=lambda s: (-len(s.explains), s.onset, s.node))
+        reasons = _reasons(topology, node, onset, first, explains, shown, starved, evidence)
+        if change is not None:
+            ahead = (onset - change.time) / 60
+            reasons.insert(0, f"{change}, {ahead:.0f} min before its first symptom")
+        score = round(len(explains) / max(1, len(onsets) - 1), 2)
+        suspects.append(Suspect(node, onset, explains, shown, score, tuple(reasons), change))
+    suspects.sort(key=lambda s: (s.change is None, -len(s.explains), s.onset, s.node))
     return suspects
 
 
-def blast_radius(topology: Topology, root: str, affected: set[str]) -> list[str]:
-    """Components that went anomalous and depend on ``root``."""
-    return sorted(n for n in affected if root in topology.upstream[n])
+def _reasons(
+    topology: Topology,
+    node: str,
+    onset: float,
+    first: float,
+    explains: tuple[str, ...],
+    shown: tuple[Evidence, ...],
+    starved: set[str],
+    evidence: dict[str, list[Evidence]],
+) -> list[str]:
+    """Why a suspect is one, in words an on-call engineer reads first."""
+    own = sorted(shown, key=lambda ev: (ev.kind.traffic, str(ev)))
+    silent = [ev for ev in own if ev.kind is EvidenceKind.GAP]
+    if silent:
+        lead = f"telemetry silent from {_hhmmss(onset)} ({_count(len(silent), 'entity')})"
+    else:
+        lead = f"{', '.join(map(str, own[:3])) or node} from {_hhmmss(onset)}"
+    reasons = [lead + (", first" if onset <= first else "")]
+    callers = [n for n in explains if n not in starved]
+    if callers:
+        reasons.append(f"{_count(len(callers), 'component')} depending on it went wrong after it")
+    for kind, verb in ((EvidenceKind.DROP, "fell"), (EvidenceKind.SURGE, "rose")):
+        moved = [n for n in explains if n in starved and any(e.kind is kind for e in evidence[n])]
+        if moved:
+            reasons.append(f"traffic {verb} at {_count(len(moved), 'component')} behind it")
+    return reasons
 
 
 def corroborated(topology: Topology, node: str, evidence: Iterable[Evidence]) -> bool:
@@ -152,12 +239,21 @@ class CorrelateStage(Snapshotted):
 
     @property
     def blind(self) -> dict[str, float]:
-        """Components with an entity in a telemetry gap, and since when."""
-        out: dict[str, float] = {}
+        """Components gone silent, and since when: those with half their
+        entities or more in a telemetry gap, or the one entity named after them."""
+        return {node: min(gaps.values()) for node, gaps in self._silent().items()}
+
+    def _silent(self) -> dict[str, dict[Evidence, float]]:
+        """The silences of each component gone silent, as evidence."""
+        by_node: dict[str, dict[Evidence, float]] = defaultdict(dict)
         for entity, since in self.gaps.items():
-            node = self.topology.node_of[entity]
-            out[node] = min(since, out.get(node, since))
-        return out
+            by_node[self.topology.node_of[entity]][Evidence(entity, "", EvidenceKind.GAP)] = since
+        return {
+            node: gaps
+            for node, gaps in by_node.items()
+            if 2 * len(gaps) >= len(self.topology.nodes[node].entities)
+            or Evidence(node, "", EvidenceKind.GAP) in gaps
+        }
 
     def to_state(self) -> dict[str, Any]:
         """Learned state as plain data, with the business it measures impact for.
@@ -206,7 +302,7 @@ class CorrelateStage(Snapshotted):
         stage._touched = _from_nodes(topology, state["touched"])
         stage._hurting_windows = as_int(state["hurting_windows"])
         stage.gaps = dict_of(as_finite, state["gaps"])
-        stage.changes = {ChangeEvent.from_state(c) for c in as_list(state.get("changes", []))}
+        stage.changes = {ChangeEvent.from_state(c) for c in as_list(state["changes"])}
         return stage
 
     @classmethod
@@ -248,7 +344,7 @@ class CorrelateStage(Snapshotted):
         it could explain is forgotten."""
         if self.topology.component_of(change.component) is None:
             raise ValueError(f"{change.component!r} is no component or entity of the topology")
-        if change.time >= self.correlated_until - self.config.change_lead_s:
+        if change.time >= self._change_horizon():
             self.changes.add(change)
 
     def expect(self, sources: Iterable[str]) -> None:
@@ -306,6 +402,7 @@ class CorrelateStage(Snapshotted):
             node_of = self.topology.node_of
             losses = {k: v for k, v in losses.items() if node_of[k[0]] not in quiet}
         impact = user_impact(self.topology, losses)
+        self._forget_changes()
         self._hurting_windows = self._hurting_windows + 1 if losses else 0
         # Users are hurt when several user-facing series agree, or one persists.
         severity = self.tracker.meter.business.severity
@@ -321,11 +418,30 @@ class CorrelateStage(Snapshotted):
         # large fleet) is no evidence against a whole component.
         strong = {n: ev for n, ev in touched.items() if corroborated(self.topology, n, ev)}
         touched = strong or touched
+        # A component gone silent while its callers fail may be what failed.
+        for node, gaps in self._silent().items():
+            if node not in quiet:
+                touched[node] = {**touched.get(node, {}), **gaps}
         onsets = {node: min(ev.values()) for node, ev in touched.items()}
         evidence = {node: list(ev) for node, ev in touched.items()}
-        suspects = rank_root_causes(self.topology, onsets, evidence)
-        blast = blast_radius(self.topology, suspects[0].node, set(onsets)) if suspects else []
-        return self.tracker.step(at, paging, impact, suspects, blast)
+        lead = self.config.change_lead_s
+        suspects = rank_root_causes(self.topology, onsets, evidence, self.changes, lead)
+        blast = list(suspects[0].explains) if suspects else []
+        silent = {e: self.topology.node_of[e] for e in self.gaps}
+        return self.tracker.step(at, paging, impact, suspects, blast, silent)
+
+    def _change_horizon(self) -> float:
+        """The oldest a change may be and still explain a symptom that is
+        active, or the open incident's."""
+        earliest = [t for evs in self._active.values() for t in evs.values()]
+        inc = self.tracker.current
+        if inc is not None and inc.status is not Status.RESOLVED:
+            earliest += [t for evs in self._touched.values() for t in evs.values()]
+        return min([self.correlated_until, *earliest]) - self.config.change_lead_s
+
+    def _forget_changes(self) -> None:
+        horizon = self._change_horizon()
+        self.changes = {c for c in self.changes if c.time >= horizon}
 
 
 def _by_node(onsets: dict[str, dict[Evidence, float]]) -> dict[str, list[list[Any]]]:

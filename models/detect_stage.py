@@ -81,6 +81,14 @@ def degradation(spec: MetricSpec, value: float, baseline: float) -> float:
     return min(1.0, max(0.0, lost))
 
 
+def _anomaly_kind(spec: MetricSpec, started: Anomaly) -> EvidenceKind:
+    """What an anomaly shows, judged as it started: traffic (a metric bad
+    either way) that fell or rose, or a plain anomaly."""
+    if spec.bad is not Bad.EITHER:
+        return EvidenceKind.ANOMALY
+    return EvidenceKind.DROP if started.direction == "low" else EvidenceKind.SURGE
+
+
 class DetectStage(Snapshotted):
     """Windows, detectors and forecasts for the series of one source.
 
@@ -221,7 +229,7 @@ class DetectStage(Snapshotted):
         >>> DetectStage.restore(b'{"format": 1}', None, PipelineConfig())
         Traceback (most recent call last):
         ...
-        models.snapshot.IncompatibleSnapshot: snapshot format 1; this version reads format 4
+        models.snapshot.IncompatibleSnapshot: snapshot format 1; this version reads format 5
         """
         state = load(snapshot, cls.__name__)
         return rebuild(cls.__name__, lambda: cls.from_state(state, topology, config))
@@ -293,9 +301,11 @@ class DetectStage(Snapshotted):
         for key, value in window.values.items():
             entity, metric = key
             mon = self.monitors.get(key) or self._monitor(key)
+            was = mon.active
             change = mon.update(window.start, window.decided_at, value)
             if change is not None:
-                found(change, Evidence(entity, metric), change.onset, change.ended_at)
+                kind = _anomaly_kind(mon.spec, was or change)
+                found(change, Evidence(entity, metric, kind), change.onset, change.ended_at)
             watch = self.watches.get(key)
             warning = watch.update(mid, value) if watch is not None else None
             if warning is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from models.changes import ChangeEvent
 from models.snapshot import as_float, as_list, as_str
 
 
@@ -14,9 +15,17 @@ class EvidenceKind(StrEnum):
     """What a component shows: the kinds of evidence detection reports."""
 
     ANOMALY = "anomaly"  # a series left its baseline the harmful way
+    # Traffic (a series that may move either way) fell or rose far from its
+    # baseline: a symptom that travels along the graph, rarely a cause.
+    DROP = "drop"
+    SURGE = "surge"
     EXHAUSTION = "exhaustion"  # a bounded resource forecast to run out
     CREEP = "creep"  # a slow drift from the long-run baseline
     GAP = "telemetry_gap"  # an entity stopped reporting (no evidence of failure)
+
+    @property
+    def traffic(self) -> bool:
+        return self in (EvidenceKind.DROP, EvidenceKind.SURGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,25 +63,53 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True)
 class Suspect:
+    """A probable root cause, with why it is one."""
+
     node: str
     onset: float
-    explains: tuple[str, ...]  # anomalous components downstream of it
-    evidence: tuple[Evidence, ...]  # its anomalous series and warnings
+    explains: tuple[str, ...]  # anomalous components it explains (its blast radius)
+    evidence: tuple[Evidence, ...]  # its anomalous series, warnings and silences
+    score: float = 0.0  # share of the other anomalous components it explains
+    reasons: tuple[str, ...] = ()
+    change: ChangeEvent | None = None  # a change to it shortly before its symptoms
 
     def to_state(self) -> list[Any]:
-        return [self.node, self.onset, list(self.explains), [e.to_list() for e in self.evidence]]
+        return [
+            self.node,
+            self.onset,
+            list(self.explains),
+            [e.to_list() for e in self.evidence],
+            self.score,
+            list(self.reasons),
+            None if self.change is None else self.change.to_state(),
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of a candidate, for incidents."""
+        return {
+            "node": self.node,
+            "onset": self.onset,
+            "score": self.score,
+            "reasons": list(self.reasons),
+            "explains": list(self.explains),
+            "evidence": [str(e) for e in self.evidence],
+            "change": None if self.change is None else self.change.to_wire(),
+        }
 
     @classmethod
     def from_state(cls, state: list[Any]) -> Suspect:
         """
-        >>> s = Suspect("redis", 1.5, ("api",), (Evidence("redis/1", "memory"),))
+        >>> s = Suspect("redis", 1.5, ("api",), (Evidence("redis/1", "memory"),), 0.5, ("first",))
         >>> Suspect.from_state(s.to_state()) == s
         True
         """
-        node, onset, explains, evidence = as_list(state, 4)
+        node, onset, explains, evidence, score, reasons, change = as_list(state, 7)
         return cls(
             as_str(node),
             as_float(onset),
             tuple(as_str(n) for n in as_list(explains)),
             tuple(Evidence.from_list(e) for e in as_list(evidence)),
+            as_float(score),
+            tuple(as_str(r) for r in as_list(reasons)),
+            None if change is None else ChangeEvent.from_state(change),
         )

@@ -12,6 +12,7 @@ stands then: a frozen value that later windows never alter.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -36,6 +37,7 @@ class Change(StrEnum):
     ESCALATED = "escalated"
     ROOT_CAUSE = "root_cause"
     BLAST_RADIUS = "blast_radius"
+    TELEMETRY_GAP = "telemetry_gap"  # an entity inside it stopped reporting
     RECOVERING = "recovering"
     RELAPSED = "relapsed"
     RESOLVED = "resolved"
@@ -60,6 +62,9 @@ class Incident:
     suspects: tuple[Suspect, ...]  # ranked, best first
     blast_radius: tuple[str, ...]
     impact: Impact
+    # Entities of the root cause and its blast radius whose telemetry stopped
+    # while the incident was open: what the on-call cannot see.
+    telemetry_gaps: tuple[str, ...] = ()
     status: Status = Status.OPEN
     recovering_since: float | None = None
     resolved_at: float | None = None
@@ -90,16 +95,9 @@ class Incident:
             "sev": self.sev,
             "sev_reasons": list(self.sev_reasons),
             "root_cause": self.root_cause,
-            "root_cause_candidates": [
-                {
-                    "node": s.node,
-                    "onset": s.onset,
-                    "explains": list(s.explains),
-                    "evidence": [str(e) for e in s.evidence],
-                }
-                for s in self.suspects[:3]
-            ],
+            "root_cause_candidates": [s.to_dict() for s in self.suspects[:3]],
             "blast_radius": list(self.blast_radius),
+            "telemetry_gaps": list(self.telemetry_gaps),
             "impact": self.impact.to_dict(),
             "resolved_at": self.resolved_at,
             "mttr_s": self.mttr_s,
@@ -149,10 +147,13 @@ class IncidentTracker:
         impact: UserImpact,
         suspects: list[Suspect],
         blast: list[str],
+        silent: Mapping[str, str] | None = None,
     ) -> list[IncidentEvent]:
         """Advance the lifecycle by one window.
 
-        ``paging`` says users are hurt now (corroborated user-facing anomalies).
+        ``paging`` says users are hurt now (corroborated user-facing anomalies);
+        ``blast`` is the blast radius of the first suspect, ``silent`` the
+        entities in a telemetry gap, with their components.
         """
         inc = self.current
         if inc is None or inc.status is Status.RESOLVED:
@@ -165,7 +166,7 @@ class IncidentTracker:
             ):
                 self._update(status=Status.OPEN, resolved_at=None)
                 return [self._event(Change.REOPENED, at, "users hurt again")]
-            return [self._open(at, impact, suspects, blast)]
+            return [self._open(at, impact, suspects, blast, silent or {})]
         events: list[IncidentEvent] = []
         inc = self._update(impact=self.meter.update(at, impact.share))
         sev, reasons = classify(impact, at - inc.opened_at, self.meter.business.severity)
@@ -180,11 +181,17 @@ class IncidentTracker:
                 text = f"probable root cause {root.node}"
                 events.append(self._event(Change.ROOT_CAUSE, at, text))
         inc = self.incidents[-1]
-        grown = tuple(sorted(set(inc.blast_radius) | set(blast)))
+        # The blast radius grows with what the root cause explains, never
+        # with another suspect's, and never holds the root cause itself.
+        theirs = set(blast) if suspects and suspects[0].node == inc.root_cause else set()
+        grown = tuple(sorted((set(inc.blast_radius) | theirs) - {inc.root_cause}))
         if grown != inc.blast_radius:
             new = ", ".join(sorted(set(grown) - set(inc.blast_radius)))
             self._update(blast_radius=grown)
-            events.append(self._event(Change.BLAST_RADIUS, at, f"blast radius now includes {new}"))
+            if new:
+                text = f"blast radius now includes {new}"
+                events.append(self._event(Change.BLAST_RADIUS, at, text))
+        events.extend(self._see_gaps(at, silent or {}))
         inc = self.incidents[-1]
         if paging:
             if inc.status is Status.RECOVERING:
@@ -200,8 +207,22 @@ class IncidentTracker:
             events.append(self._event(Change.RESOLVED, at, text))
         return events
 
+    def _see_gaps(self, at: float, silent: Mapping[str, str]) -> list[IncidentEvent]:
+        """Keep the entities in a telemetry gap within the root cause and its blast radius."""
+        inc = self.incidents[-1]
+        new = [e for e in _inside(inc, silent) if e not in inc.telemetry_gaps]
+        if not new:
+            return []
+        self._update(telemetry_gaps=tuple(sorted({*inc.telemetry_gaps, *new})))
+        return [self._event(Change.TELEMETRY_GAP, at, f"no telemetry from {', '.join(new)}")]
+
     def _open(
-        self, at: float, impact: UserImpact, suspects: list[Suspect], blast: list[str]
+        self,
+        at: float,
+        impact: UserImpact,
+        suspects: list[Suspect],
+        blast: list[str],
+        silent: Mapping[str, str],
     ) -> IncidentEvent:
         root = suspects[0] if suspects else None
         stamp = datetime.fromtimestamp(at, UTC).strftime("%Y%m%dT%H%M%S")
@@ -219,6 +240,7 @@ class IncidentTracker:
             impact=self.meter.update(at, impact.share),
         )
         self.incidents.append(inc)
+        self._update(telemetry_gaps=tuple(_inside(inc, silent)))
         text = f"{inc.id} SEV-{sev}: " + "; ".join(reasons)
         if root:
             text += f"; probable root cause {root.node}"
@@ -249,6 +271,12 @@ class IncidentTracker:
         return tracker
 
 
+def _inside(inc: Incident, silent: Mapping[str, str]) -> list[str]:
+    """The entities of ``silent`` (entity -> component) in the root cause or blast radius."""
+    inside = {inc.root_cause, *inc.blast_radius}
+    return sorted(e for e, node in silent.items() if node in inside)
+
+
 def _incident_state(inc: Incident) -> dict[str, Any]:
     return {
         "id": inc.id,
@@ -259,6 +287,7 @@ def _incident_state(inc: Incident) -> dict[str, Any]:
         "root_cause": inc.root_cause,
         "suspects": [s.to_state() for s in inc.suspects],
         "blast_radius": list(inc.blast_radius),
+        "telemetry_gaps": list(inc.telemetry_gaps),
         "impact": inc.impact.to_dict(),
         "status": inc.status.value,
         "recovering_since": inc.recovering_since,
@@ -277,6 +306,7 @@ def _incident_from_state(d: dict[str, Any]) -> Incident:
         root_cause=None if d["root_cause"] is None else as_str(d["root_cause"]),
         suspects=tuple(Suspect.from_state(s) for s in as_list(d["suspects"])),
         blast_radius=tuple(list_of(as_str, d["blast_radius"])),
+        telemetry_gaps=tuple(list_of(as_str, d["telemetry_gaps"])),
         impact=Impact.from_dict(as_dict(d["impact"])),
         status=Status(d["status"]),
         recovering_since=as_opt_number(d["recovering_since"]),

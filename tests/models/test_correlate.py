@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.correlate import CAUSES, Suspect, blast_radius, rank_root_causes
+from models.changes import ChangeEvent, ChangeKind
+from models.correlate import CAUSES, blast_radius, rank_root_causes
 from models.evidence import Evidence, EvidenceKind
 from models.topology import Topology
 
@@ -58,7 +59,13 @@ def test_cascade_is_explained_by_its_deepest_anomalous_component():
     onsets = {"journey": 40.0, "edge": 30.0, "svc": 20.0, "db": 10.0}
     latency, errors = Evidence("db", "p99_latency_ms"), Evidence("db", "error_rate")
     suspects = rank_root_causes(SMALL, onsets, {"db": [latency, errors]})
-    assert suspects == [Suspect("db", 10.0, ("edge", "journey", "svc"), (errors, latency))]
+    (db,) = suspects
+    assert (db.node, db.onset, db.explains) == ("db", 10.0, ("edge", "journey", "svc"))
+    assert db.evidence == (errors, latency) and db.score == 1.0
+    assert db.reasons == (
+        "db:error_rate, db:p99_latency_ms from 00:00:10, first",
+        "3 components depending on it went wrong after it",
+    )
 
 
 def test_victims_are_never_root_even_when_they_went_wrong_first():
@@ -83,7 +90,7 @@ def test_ties_go_to_the_earliest_then_by_name():
 
 def test_an_isolated_anomaly_is_its_own_root():
     suspects = rank_root_causes(SMALL, {"other": 3.0}, {})
-    assert suspects == [Suspect("other", 3.0, (), ())]
+    assert [(s.node, s.onset, s.explains, s.evidence) for s in suspects] == [("other", 3.0, (), ())]
 
 
 def test_journeys_and_observers_are_never_root():
@@ -172,3 +179,83 @@ def test_ranking_invariants(case):
     assert set(names) == expected
     keys = [(-len(s.explains), s.onset, s.node) for s in suspects]
     assert keys == sorted(keys)
+
+
+def drop(entity, metric="request_rate"):
+    return Evidence(entity, metric, EvidenceKind.DROP)
+
+
+def test_traffic_lost_behind_a_failing_edge_is_its_symptom_not_a_cause(topology):
+    # An edge config push: the lb fails, and traffic falls everywhere behind it.
+    evidence = {
+        "lb": [Evidence("lb/us-east", "error_rate"), Evidence("lb/eu-west", "error_rate")],
+        "logins": [Evidence("logins/us-east/mobile", "success_ratio")],
+        "api-gateway": [drop("api-gateway")],
+        "user-svc": [drop("user-svc")],
+        "music-svc": [drop("music-svc")],
+        "postgres": [drop("postgres")],
+        "redis-sessions": [drop("redis/node-01", "ops_per_s"), drop("redis/node-02", "ops_per_s")],
+    }
+    onsets = dict.fromkeys(evidence, 110.0) | {"lb": 100.0}
+    suspects = rank_root_causes(topology, onsets, evidence)
+    assert [s.node for s in suspects] == ["lb"]
+    (lb,) = suspects
+    assert lb.explains == (
+        "api-gateway",
+        "logins",
+        "music-svc",
+        "postgres",
+        "redis-sessions",
+        "user-svc",
+    )
+    assert lb.reasons == (
+        "lb/eu-west:error_rate, lb/us-east:error_rate from 00:01:40, first",
+        "1 component depending on it went wrong after it",
+        "traffic fell at 5 components behind it",
+    )
+    assert lb.score == 1.0
+
+
+def test_traffic_alone_names_a_cause_only_when_nothing_fails(topology):
+    evidence = {"api-gateway": [drop("api-gateway")], "user-svc": [drop("user-svc")]}
+    onsets = {"api-gateway": 100.0, "user-svc": 105.0}
+    assert [s.node for s in rank_root_causes(topology, onsets, evidence)] == ["user-svc"]
+
+
+def test_a_silent_dependency_of_failing_callers_is_a_candidate(topology):
+    gap = Evidence("user-svc", "", EvidenceKind.GAP)
+    evidence = {
+        "user-svc": [gap],
+        "api-gateway": [Evidence("api-gateway", "error_rate")],
+        "lb": [Evidence("lb/us-east", "error_rate")],
+    }
+    onsets = {"user-svc": 90.0, "api-gateway": 100.0, "lb": 101.0}
+    (top, *_) = rank_root_causes(topology, onsets, evidence)
+    assert top.node == "user-svc"
+    assert top.reasons[0] == "telemetry silent from 00:01:30 (1 entity), first"
+
+
+def change(component, at, kind=ChangeKind.DEPLOY):
+    return ChangeEvent(at, component, kind, "v2.3.1", "ci")
+
+
+def test_a_change_shortly_before_the_symptoms_leads_even_a_victim(topology):
+    # A deploy of user-svc at 60 s, then its errors; redis latency follows the new load.
+    evidence = {
+        "redis-sessions": [Evidence("redis/node-01", "latency_ms")],
+        "user-svc": [Evidence("user-svc", "error_rate")],
+        "api-gateway": [Evidence("api-gateway", "error_rate")],
+    }
+    onsets = {"redis-sessions": 100.0, "user-svc": 100.0, "api-gateway": 110.0}
+    changes = [change("user-svc/pod-03", 60.0), change("postgres", 70.0)]
+    top, second = rank_root_causes(topology, onsets, evidence, changes, lead_s=900)
+    assert (top.node, second.node) == ("user-svc", "redis-sessions")
+    assert top.change == changes[0]
+    assert (
+        top.reasons[0]
+        == "deploy of user-svc/pod-03 at 00:01:00: 'v2.3.1' by ci, 1 min before its first symptom"
+    )
+    # Too long before, or after the symptoms began, a change explains nothing.
+    for late in (change("user-svc", -1000.0), change("user-svc", 105.0)):
+        (top,) = rank_root_causes(topology, onsets, evidence, [late], lead_s=900)
+        assert top.node == "redis-sessions" and top.change is None

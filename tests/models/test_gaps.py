@@ -92,3 +92,16 @@ def test_gap_state_survives_a_snapshot(business_data):
     assert again.detect.gaps.active.keys() == {f"logins/{REGIONS[0]}"}
     assert again.correlate.gaps.keys() == {f"logins/{REGIONS[0]}"}
     assert EvidenceKind.GAP == "telemetry_gap"
+
+
+def test_a_service_gone_silent_while_its_users_fail_is_named_and_listed(business_data):
+    p = pipeline(business_data)
+    feed(p, T0, T0 + 900)
+    events = feed(p, T0 + 900, T0 + 1300, silent={"api"}, success=0.2)
+    incidents = [e.incident for e in events if isinstance(e, IncidentEvent)]
+    assert incidents, "users failing to log in must page"
+    last = incidents[-1]
+    assert last.root_cause == "api"
+    assert last.telemetry_gaps == ("api",)
+    assert last.suspects[0].reasons[0].startswith("telemetry silent from")
+    assert last.to_dict()["telemetry_gaps"] == ["api"]

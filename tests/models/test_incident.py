@@ -264,3 +264,22 @@ def test_to_dict_lists_at_most_three_candidates(tracker):
     assert d["root_cause_candidates"][0]["explains"] == ["logins", "user-svc"]
     assert d["mttr_s"] is None
     assert d["timeline"][0]["kind"] == "opened"
+
+
+def test_the_root_cause_is_never_inside_its_own_blast_radius(tracker):
+    open_incident(tracker, suspects=(REDIS,), blast=("logins", "user-svc"))
+    tracker.step(T + 10, False, CALM, [REDIS], ["logins", "user-svc"])
+    assert tracker.current.status == "recovering"
+    # While recovering the root cause stays, and another suspect's blast
+    # radius (which holds the root cause) is not merged in.
+    other = Suspect("postgres", T, ("redis-sessions", "api-gateway"), ())
+    tracker.step(T + 20, False, CALM, [other], ["api-gateway", "redis-sessions"])
+    inc = tracker.current
+    assert inc.root_cause == "redis-sessions"
+    assert inc.blast_radius == ("logins", "user-svc")
+    # A new root cause that was in the blast radius leaves it.
+    tracker.step(T + 30, True, hurt(0.9), [USERS], ["logins"])
+    tracker.step(T + 40, True, hurt(0.9), [USERS], ["logins"])
+    inc = tracker.current
+    assert inc.root_cause == "user-svc"
+    assert "user-svc" not in inc.blast_radius
