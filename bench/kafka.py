@@ -33,6 +33,7 @@ from aiokafka.errors import for_code
 
 from infra import kafka
 from infra.settings import Settings
+from models.changes import ChangeEvent
 from models.config import PipelineConfig
 from models.pipeline import DetectionPipeline
 from models.schema import Telemetry, encode
@@ -211,7 +212,7 @@ class Reports:
         finished = set()
         for r in recs:
             body = orjson.loads(r.value)
-            if body["decided_at"] > final:
+            if "decided_at" in body and body["decided_at"] > final:  # not a forwarded change
                 finished.add(body["source"])
         return self.sources <= finished
 
@@ -268,7 +269,7 @@ def throughput(
 def _embedded(sim: Simulator) -> float:
     """Seconds the same models take on the same bytes in one process, with no
     Kafka at all: the ceiling of any worker, whatever its transport."""
-    encoded = [encode(m) for m in sim.messages()]
+    encoded = [encode(m) for m in sim.messages() if isinstance(m, Telemetry)]
     engine = EmbeddedEngine(DetectionPipeline(sim.topology, sim.business, PipelineConfig()))
     return engine.run(encoded).wall_s
 
@@ -286,7 +287,9 @@ def _passthrough(s: Settings, workdir: Path, messages: int) -> float:
     raise TimeoutError(f"the passthrough agent did not finish:\n{agent.tail()}")
 
 
-def _until(messages: Iterator[Telemetry], last: float) -> Iterator[Telemetry]:
+def _until(
+    messages: Iterator[Telemetry | ChangeEvent], last: float
+) -> Iterator[Telemetry | ChangeEvent]:
     return itertools.takewhile(lambda m: m.time <= last, messages)
 
 
@@ -324,7 +327,11 @@ def lag(
             )
         )
     lags = np.array(
-        [r.timestamp - sent[orjson.loads(r.value)["decided_at"]] * 1000 for r in reports]
+        [
+            r.timestamp - sent[body["decided_at"]] * 1000
+            for r in reports
+            if "decided_at" in (body := orjson.loads(r.value))
+        ]
     )
     return {
         "lag_speed": speed,

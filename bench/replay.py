@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench import detection
+from models.changes import ChangeEvent
 from models.config import PipelineConfig
 from models.detect import Anomaly
 from models.gaps import TelemetryGap
@@ -155,7 +156,8 @@ def replay(
     """Simulate ``scenario`` and run it through the models, in event-time order.
 
     The scenario's announced maintenance is handed to the pipeline, as an
-    operator's maintenance calendar would be. Every message, as delivered, is
+    operator's maintenance calendar would be; its change events reach the
+    pipeline among the telemetry. Every telemetry message, as delivered, is
     shown to ``tap`` first (the benchmark plots signals from it).
     """
     config = config or PipelineConfig()
@@ -163,14 +165,18 @@ def replay(
         config = replace(config, maintenance=scenario.maintenance)
     memory = MemorySink()
     engine = EmbeddedEngine(DetectionPipeline(topology, business, config), [memory, *(sinks or [])])
-    messages: Iterable[Telemetry] = Simulator(scenario, topology, business, seed).messages()
+    messages: Iterable[Telemetry | ChangeEvent]
+    messages = Simulator(scenario, topology, business, seed).messages()
     if tap is not None:
         messages = _tapped(messages, tap)
     stats = engine.run(paced(messages, speed))
     return Replay(scenario, seed, stats, memory.events)
 
 
-def _tapped(messages: Iterable[Telemetry], tap: Callable[[Telemetry], None]) -> Iterator[Telemetry]:
+def _tapped(
+    messages: Iterable[Telemetry | ChangeEvent], tap: Callable[[Telemetry], None]
+) -> Iterator[Telemetry | ChangeEvent]:
     for message in messages:
-        tap(message)
+        if isinstance(message, Telemetry):
+            tap(message)
         yield message

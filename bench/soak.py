@@ -40,6 +40,7 @@ from bench.kafka import WorkerProcess, worker_env
 from infra import kafka
 from infra.kafka import group_offsets
 from infra.settings import Settings
+from models.changes import ChangeEvent
 from models.schema import Telemetry
 from producers.kafka import publish
 from producers.scenario import Scenario
@@ -83,13 +84,15 @@ def samples_per_event_s(scenario: Scenario, sim_args: tuple[Any, ...]) -> float:
     """Samples the scenario produces per second of event time, at its start."""
     until = scenario.start + PROBE_S
     head = itertools.takewhile(lambda m: m.time <= until, Simulator(scenario, *sim_args).messages())
-    return sum(m.samples for m in head) / PROBE_S
+    return sum(m.samples for m in head if isinstance(m, Telemetry)) / PROBE_S
 
 
-def _bounded(messages: Iterator[Telemetry], last: float, budget: int) -> Iterator[Telemetry]:
+def _bounded(
+    messages: Iterator[Telemetry | ChangeEvent], last: float, budget: int
+) -> Iterator[Telemetry | ChangeEvent]:
     total = 0
     for m in messages:
-        total += m.samples
+        total += m.samples if isinstance(m, Telemetry) else 0
         if m.time > last or total > budget:
             return
         yield m
@@ -148,7 +151,7 @@ class _Soak:
                 batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
                 for part in batch.values():
                     for r in part:
-                        sent = self.sent.get(orjson.loads(r.value)["decided_at"])
+                        sent = self.sent.get(orjson.loads(r.value).get("decided_at"))
                         if sent is not None:
                             self.lags.append(r.timestamp / 1000 - sent)
 
@@ -181,7 +184,7 @@ class _Soak:
             if len(self.rows) < self.rows_due - 1:
                 await self.take_row()
 
-    async def run(self, messages: Iterator[Telemetry], speed: float) -> int:
+    async def run(self, messages: Iterator[Telemetry | ChangeEvent], speed: float) -> int:
         self.began = time.monotonic()
         published = asyncio.create_task(publish(self.s, messages, speed, on_send=self.note))
         tasks = [asyncio.create_task(self.read_reports()), asyncio.create_task(self.every_minute())]

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # Telemetry: one topic per family, keyed by entity.
 TELEMETRY = {family: f"telemetry.{family}" for family in FAMILIES}
+# Change events (deploys, config pushes...), keyed by component.
+CHANGES = "telemetry.changes"
 # What the workers write.
 WINDOWS = "foreshock.windows"  # window reports, from detection to correlation
 ANOMALIES = "foreshock.anomalies"

@@ -71,7 +71,7 @@ class ChangeEvent:
             "v": SCHEMA_VERSION,
             "time": self.time,
             "component": self.component,
-            "kind": self.kind.value,
+            "kind": str(self.kind),  # a StrEnum, or a str not yet checked
             "description": self.description,
             "who": self.who,
         }

@@ -128,6 +128,10 @@ class Topology:
         """The component called ``name``, or owning the entity ``name``."""
         return name if name in self.nodes else self.node_of.get(name)
 
+    def names(self, name: str) -> bool:
+        """Whether ``name`` is a component or an entity: what a change may be to."""
+        return self.component_of(name) is not None
+
     def upstream_of(self, node_id: str) -> set[str]:
         """Every component ``node_id`` depends on, directly or not."""
         seen: set[str] = set()

@@ -1,16 +1,19 @@
-"""Pacing: replay event time as fast as possible, or at ×1, ×10 of real time."""
+"""Pacing: replay event time as fast as possible, or at ×1, ×10 of real time
+(telemetry and change events alike)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
+from models.changes import ChangeEvent
 from models.schema import Telemetry
 
+M = TypeVar("M", Telemetry, ChangeEvent, Telemetry | ChangeEvent)
 
-def schedule(
-    messages: Iterable[Telemetry], speed: float | None
-) -> Iterator[tuple[float, Telemetry]]:
+
+def schedule(messages: Iterable[M], speed: float | None) -> Iterator[tuple[float, M]]:
     """Pair each message with when it is due, in wall seconds after the first.
 
     ``speed=None`` is as fast as possible: everything is due at once. Event
@@ -27,11 +30,11 @@ def schedule(
 
 
 def paced(
-    messages: Iterable[Telemetry],
+    messages: Iterable[M],
     speed: float | None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[Telemetry]:
+) -> Iterator[M]:
     """Yield each message no earlier than its event time allows at ``speed``."""
     began = clock()
     for due, message in schedule(messages, speed):

@@ -24,14 +24,18 @@ Between its first and last keyframe an effect is interpolated linearly;
 outside them the entity runs on its baseline.
 
 Optional tables: ``[[maintenance]]`` (components announced to be under
-maintenance, given to the pipeline), ``[[gaps]]`` (entities whose telemetry
+maintenance, given to the pipeline), ``[[changes]]`` (deploys, config
+pushes, feature flags, scaling: change events the source sends at their
+time, ``at``, ``component``, ``kind`` and optionally ``description`` and
+``who``), ``[[gaps]]`` (entities whose telemetry
 stops) and ``[delivery]`` (late and out-of-order messages). The truth says
 what kind of scenario it is (``fault``, ``decoy`` or ``gap``) and what
 Foreshock is expected to do (``page``, ``warning``, ``none`` or ``gap``).
 
 The format is strict, so that a typo cannot quietly change a scenario: an
 unknown table or key, a time outside the span from start to end, and (given
-a topology) a target that matches no entity are refused in one line.
+a topology) a target that matches no entity, or a change to no component
+or entity, are refused in one line.
 """
 
 from __future__ import annotations
@@ -48,7 +52,9 @@ from pathlib import Path
 from typing import Any
 
 from infra.settings import parse_toml
+from models.changes import ChangeEvent, ChangeKind
 from models.maintenance import MaintenanceWindow
+from models.schema import SCHEMA_VERSION, Rejection
 from models.topology import Topology
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
@@ -213,6 +219,35 @@ class Silence:
 
 
 @dataclass(frozen=True)
+class Change:
+    """A ``[[changes]]`` table: the keys it may hold (it becomes a ``ChangeEvent``)."""
+
+    at: str
+    component: str
+    kind: str
+    description: str = ""
+    who: str = ""
+
+
+def _change(table: dict[str, Any], what: str, when: Callable[[Any, str], float]) -> ChangeEvent:
+    """The change event of a ``[[changes]]`` table; ``ValueError`` naming its fault."""
+    for key in ("at", "component", "kind"):
+        if key not in table:
+            raise ValueError(f"{what}: missing key {key!r}")
+    kind = table["kind"]
+    if kind not in ChangeKind.__members__.values():
+        hint = _did_you_mean(str(kind), [k.value for k in ChangeKind])
+        raise ValueError(f"{what}: unknown kind {kind!r}{hint}")
+    fields_ = {k: v for k, v in table.items() if k != "at"}
+    change = ChangeEvent.validate(
+        {"v": SCHEMA_VERSION, "time": when(table["at"], f"{what} at"), **fields_}
+    )
+    if isinstance(change, Rejection):
+        raise ValueError(f"{what}: {change.detail}")
+    return change
+
+
+@dataclass(frozen=True)
 class Delivery:
     """How messages reach the pipeline: ``late_share`` of them are held back
     by up to ``max_delay_s``; every message by up to ``jitter_s`` (out of
@@ -241,6 +276,7 @@ class Scenario:
     maintenance: tuple[MaintenanceWindow, ...] = ()
     gaps: tuple[Silence, ...] = ()
     delivery: Delivery = field(default_factory=Delivery)
+    changes: tuple[ChangeEvent, ...] = ()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], topology: Topology | None = None) -> Scenario:
@@ -313,6 +349,7 @@ class Scenario:
         for what, g in _tables(d, "gaps", Silence):
             until = when(g["end"], f"{what} end") if "end" in g else float("inf")
             gaps.append(Silence(g["target"], when(g["start"], f"{what} start"), until))
+        changes = [_change(c, what, when) for what, c in _tables(d, "changes", Change)]
         dv = _table(d, "delivery", Delivery)
         delivery = Delivery(
             float(dv.get("late_share", 0.0)),
@@ -332,6 +369,7 @@ class Scenario:
             maintenance=tuple(maintenance),
             gaps=tuple(gaps),
             delivery=delivery,
+            changes=tuple(changes),
         )
         if topology is not None:
             scenario.check(topology)
@@ -344,7 +382,8 @@ class Scenario:
 
     def check(self, topology: Topology) -> None:
         """``ValueError`` naming an effect or a gap whose target matches no
-        entity of ``topology``, or an effect whose entities lack its parameter."""
+        entity of ``topology``, an effect whose entities lack its parameter,
+        or a change to what is no component or entity of ``topology``."""
         for n, effect in enumerate(self.effects, 1):
             what = f"[[effects]] #{n}"
             for family in sorted(
@@ -357,6 +396,16 @@ class Scenario:
                     )
         for n, gap in enumerate(self.gaps, 1):
             _hit(gap.target, topology, f"[[gaps]] #{n}")
+        for n, change in enumerate(self.changes, 1):
+            if topology.component_of(change.component) is None:
+                close = difflib.get_close_matches(
+                    change.component, [*topology.nodes, *topology.node_of], n=1
+                )
+                hint = _did_you_mean(change.component, close or topology.nodes)
+                raise ValueError(
+                    f"[[changes]] #{n}: {change.component!r} is no component or entity"
+                    f" of the topology{hint}"
+                )
 
 
 def _hit(target: str, topology: Topology, what: str) -> list[str]:

@@ -5,14 +5,19 @@ run more of them, with the same ``FORESHOCK_APP_ID``, to share the work.
 
     telemetry.{redis,pods,logins,social}  --detect-->  foreshock.windows
         (partitioned by entity)               |        (one partition)
-                                              v              |
+                                              |         ^    |
+    telemetry.changes  --take_changes---------|---------'    |
+        (deploys, config pushes...)           v              v
                                      foreshock.anomalies  correlate
                                                              v
     bad input  -->  foreshock.deadletter           foreshock.incidents
 
 ``detect`` runs the detection stage of the models for each telemetry
 partition it owns; ``correlate`` joins the window reports of every partition
-and tracks incidents. Both keep their model state in changelog-backed tables
+and tracks incidents. ``take_changes`` validates each change event and
+forwards it onto ``foreshock.windows`` (as ``{"change": {...}}``), so that the
+correlator receives it in order with the reports and keeps it in its
+snapshot. Both keep their model state in changelog-backed tables
 (see ``streams.checkpoint`` and ``streams.partitions``), so a restarted
 worker, or the worker a partition moves to, resumes with the baselines
 already learned.
@@ -28,7 +33,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, cast
 
@@ -38,6 +43,7 @@ from aiokafka.errors import KafkaError
 
 from infra import kafka
 from infra.settings import Settings
+from models.changes import ChangeEvent
 from models.config import PipelineConfig
 from models.correlate import CorrelateStage
 from models.detect_stage import DetectStage
@@ -134,6 +140,7 @@ app = kafka.faust_app(
 
 telemetry = kafka.raw_topic(app, settings, *kafka.TELEMETRY.values())
 windows = kafka.raw_topic(app, settings, kafka.WINDOWS, partitions=1)
+changes = kafka.raw_topic(app, settings, kafka.CHANGES)
 anomalies = kafka.raw_topic(app, settings, kafka.ANOMALIES)
 incidents = kafka.raw_topic(app, settings, kafka.INCIDENTS)
 deadletter = kafka.raw_topic(app, settings, kafka.DEADLETTER)
@@ -141,7 +148,7 @@ deadletter = kafka.raw_topic(app, settings, kafka.DEADLETTER)
 # Every topic the app reads or writes, with its partition count.
 TOPICS = {
     name: t.partitions or settings.partitions
-    for t in (telemetry, windows, anomalies, incidents, deadletter)
+    for t in (telemetry, changes, windows, anomalies, incidents, deadletter)
     for name in t.topics
 }
 family_of_topic = {topic: family for family, topic in kafka.telemetry_topics(settings).items()}
@@ -290,6 +297,55 @@ async def detect(stream: faust.StreamT) -> None:
             detectors.checkpoint(p)
 
 
+# A change event forwarded to the correlator on ``foreshock.windows``
+# begins so; a window report never does.
+FORWARDED = b'{"change":'
+
+
+def forward(change: ChangeEvent) -> bytes:
+    """A change event as a record of ``foreshock.windows``.
+
+    >>> from models.changes import ChangeKind
+    >>> forward(ChangeEvent(1e9, "lb", ChangeKind.DEPLOY))[:20]
+    b'{"change":{"v":1,"ti'
+    """
+    return orjson.dumps({"change": change.to_wire()})
+
+
+def forwarded(raw: bytes, known: Callable[[str], bool]) -> ChangeEvent | Rejection | None:
+    """The change event a record of ``foreshock.windows`` forwards, why it
+    is not a valid one, or None: the record is not a change (but a report).
+
+    >>> from models.changes import ChangeKind
+    >>> str(forwarded(forward(ChangeEvent(1e9, "lb", ChangeKind.DEPLOY)), bool))
+    'deploy of lb at 01:46:40'
+    >>> forwarded(b'{"source": "telemetry.pods:0"}', bool), forwarded(b'{"change":1}', bool).reason
+    (None, 'not_object')
+    """
+    if not raw.startswith(FORWARDED):
+        return None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection("not_json", f"not valid JSON: {exc}")
+    return ChangeEvent.validate(body["change"], known)
+
+
+@app.agent(changes)
+async def take_changes(stream: faust.StreamT) -> None:
+    """Validate each change event; hand the valid ones to the correlator."""
+    async for event in stream.events():
+        message = event.message
+        change = ChangeEvent.parse(message.value or b"", given.topology.names)
+        if isinstance(change, Rejection):
+            await (await _dead_letter(message, change))
+            continue
+        # Awaited: the change is acknowledged only once it is on its way.
+        await (await windows.send(key=b"change", value=forward(change)))
+        metrics.processed.labels(message.topic, str(message.partition)).inc()
+        log.info("change: %s", change)
+
+
 def _publish(p: Partition[CorrelateStage], changes: list[IncidentEvent]) -> None:
     for change in changes:
         p.sink.emit(change)
@@ -298,9 +354,20 @@ def _publish(p: Partition[CorrelateStage], changes: list[IncidentEvent]) -> None
 
 @app.agent(windows)
 async def correlate(stream: faust.StreamT) -> None:
-    """Join the window reports of every partition into incidents."""
+    """Join the window reports of every partition, and the change events
+    forwarded among them, into incidents."""
     async for p, event in correlators.events(stream):
         message, live = event.message, p.checkpointed
+        change = forwarded(message.value or b"", given.topology.names)
+        if change is not None:
+            live.take(event, message.offset)  # acknowledged with the next snapshot
+            if isinstance(change, Rejection):
+                live.sent.append(await _dead_letter(message, change))
+                continue
+            live.state.record_change(change)
+            live.changes += 1
+            correlators.checkpoint(p)  # a change is rare: kept at once
+            continue
         report = WindowReport.parse(message.value or b"")
         if isinstance(report, Rejection):
             live.take(event, message.offset)  # acknowledged with the next snapshot

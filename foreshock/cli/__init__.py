@@ -60,5 +60,6 @@ def _setting_error(error: object) -> str:
 app.command()(replay.scenarios)
 app.command("replay")(replay.replay_command)
 app.command()(kafka.produce)
+app.command()(kafka.change)
 app.command()(kafka.worker)
 app.add_typer(bench.app, name="bench")

@@ -1,9 +1,12 @@
-"""``foreshock produce`` and ``foreshock worker``: telemetry onto the broker,
-and a Faust worker that reads it."""
+"""``foreshock produce``, ``foreshock change`` and ``foreshock worker``:
+telemetry and change events onto the broker, and a Faust worker that reads
+them."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import UTC, datetime
 from typing import Annotated
 
 import faust
@@ -24,8 +27,11 @@ from foreshock.cli.common import (
     pipeline_inputs,
     settings_of,
     topology_and_business,
+    usable,
 )
-from infra.kafka import ensure_topics
+from infra.kafka import CHANGES, ensure_topics
+from models.changes import ChangeEvent, ChangeKind
+from models.schema import SCHEMA_VERSION, Rejection
 from producers.kafka import publish
 from producers.sources import Simulator
 
@@ -68,6 +74,47 @@ def produce(
             f"{stats.messages:,} messages, {stats.samples:,} samples in {stats.wall_s:.1f} s "
             f"({stats.samples_per_s:,.0f} samples/s)"
         )
+
+
+def change(
+    ctx: typer.Context,
+    component: Annotated[str, typer.Argument(help="the component (or entity) that changed")],
+    kind: Annotated[ChangeKind, typer.Argument(help="what kind of change")],
+    description: Annotated[str, typer.Option(help="what changed, e.g. 'routing v42'")] = "",
+    who: Annotated[str, typer.Option(help="who or what made the change")] = "",
+    at: Annotated[str, typer.Option(help="when: an ISO time (UTC unless it says), or now")] = "now",
+) -> None:
+    """Announce a change (deploy, config push, flag...) to the workers on telemetry.changes."""
+    settings = settings_of(ctx)
+    topology = usable(settings.load_topology)
+    body = {
+        "v": SCHEMA_VERSION,
+        "time": _moment(at),
+        "component": component,
+        "kind": kind.value,
+        "description": description,
+        "who": who,
+    }
+    event = ChangeEvent.validate(body, topology.names)
+    if isinstance(event, Rejection):
+        fail(f"--at {at}: {event.detail}" if event.reason == "implausible_time" else event.detail)
+    reach_broker(settings)
+    try:
+        asyncio.run(publish(settings, [event]))
+    except KafkaError as exc:
+        fail(f"Kafka refused or lost the change: {exc!r}", code=1)
+    console.print(f"published {event} to {settings.topic(CHANGES)}", markup=False)
+
+
+def _moment(at: str) -> float:
+    """``--at``: now, or an ISO time (UTC unless it gives its offset)."""
+    if at.strip().lower() == "now":
+        return time.time()
+    try:
+        stamp = datetime.fromisoformat(at.strip().replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--at {at!r}: not a time; give an ISO time like 2022-10-04T12:45:05Z, or now")
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
 
 
 def worker(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.changes import ChangeEvent
 from models.impact import Business, diurnal
 from models.schema import SERIES_METRICS, Telemetry
 from models.topology import Topology
@@ -239,15 +240,19 @@ class Simulator(Source):
         ]
         return when, when.tolist(), texts
 
-    def messages(self) -> Iterator[Telemetry]:
+    def messages(self) -> Iterator[Telemetry | ChangeEvent]:
         """Every message of the scenario, batch by batch, entities in a fixed order;
-        then the scenario's telemetry gaps cut out, and its delivery applied."""
+        then the scenario's telemetry gaps cut out, its delivery applied, and
+        its change events sent among them at their time."""
         out: Iterable[Telemetry] = self._generated()
         if self.scenario.gaps:
             out = self._silenced(out)
         if not self.scenario.delivery.in_order:
             out = self._delivered(out)
-        yield from out
+        if self.scenario.changes:
+            yield from with_changes(out, self.scenario.changes)
+        else:
+            yield from out
 
     def _silenced(self, messages: Iterable[Telemetry]) -> Iterator[Telemetry]:
         """Drop the points of silenced entities inside their silences."""
@@ -315,3 +320,19 @@ class Simulator(Source):
                     lo, hi = np.searchsorted(at, (ts[i], stamp)).tolist()
                     yield Telemetry("social", entity.name, stamp, when[lo:hi], text=texts[lo:hi])
             block_start = block_end
+
+
+def with_changes(
+    messages: Iterable[Telemetry], changes: Iterable[ChangeEvent]
+) -> Iterator[Telemetry | ChangeEvent]:
+    """``messages`` with each change sent just before the first message of
+    its time or later (the rest at the end): changes travel on their own
+    topic, untouched by the telemetry's delivery."""
+    due = sorted(changes, key=lambda c: c.time)
+    n = 0
+    for msg in messages:
+        while n < len(due) and due[n].time <= msg.time:
+            yield due[n]
+            n += 1
+        yield msg
+    yield from due[n:]

@@ -10,6 +10,7 @@ from dataclasses import replace
 import orjson
 import pytest
 
+from models.changes import ChangeEvent
 from models.detect_stage import DetectStage
 from models.schema import MAX_MESSAGE_BYTES, REASONS, Rejection, Telemetry, decode, encode
 
@@ -117,7 +118,25 @@ def test_oversized_is_counted_in_bytes():
     assert reason(decode(raw + b" " * (MAX_MESSAGE_BYTES - len(raw) + 1))) == "oversized"
 
 
+# Change events refused, on the path the worker's change agent takes.
+CHANGE = {"v": 1, "time": T, "component": "lb", "kind": "config"}
+CHANGES = {
+    "unknown_change_kind": orjson.dumps(CHANGE | {"kind": "reboot"}),
+    "unknown_entity": orjson.dumps(CHANGE | {"component": "ghost-svc"}),
+    "missing_field": orjson.dumps({k: v for k, v in CHANGE.items() if k != "kind"}),
+    "wrong_type": orjson.dumps(CHANGE | {"who": 7}),
+    "implausible_time": orjson.dumps(CHANGE | {"time": 1e12}),
+    "not_json": b'{"v": 1,',
+}
+
+
+@pytest.mark.parametrize("expected", sorted(CHANGES))
+def test_a_change_event_refused(topology, expected):
+    assert reason(ChangeEvent.parse(CHANGES[expected], topology.names)) == expected
+    assert isinstance(ChangeEvent.parse(orjson.dumps(CHANGE), topology.names), ChangeEvent)
+
+
 def test_every_reason_is_covered_here(topology):
-    covered = set(STATELESS) | {"too_far_ahead", "late", "duplicate"}
+    covered = set(STATELESS) | {"too_far_ahead", "late", "duplicate"} | set(CHANGES)
     assert covered == set(REASONS)
     assert all(REASONS[r] for r in REASONS)
