@@ -126,14 +126,28 @@ def rank_root_causes(
         change = _change_before(changes, topology, node, onset, lead_s)
         if change is None and topology.upstream[node] & failing:
             continue
-        explains = tuple(blast_radius(topology, node, onsets, starved))
+        explains = blast_radius(topology, node, onsets, starved)
         shown = tuple(sorted(evidence.get(node, ()), key=str))
         reasons = _reasons(topology, node, onset, first, explains, shown, starved, evidence)
         if change is not None:
-            ahead = (onset - change.time) / 60
-            reasons.insert(0, f"{change}, {ahead:.0f} min before its first symptom")
+            ahead = onset - change.time
+            before = f"{ahead:.0f} s" if ahead < 120 else f"{ahead / 60:.0f} min"
+            reasons.insert(0, f"{change}, {before} before its first symptom")
+            # What it depends on and went wrong after the change, it overloaded.
+            after = [d for d in topology.upstream[node] & failing if onsets[d] >= change.time]
+            if after:
+                overloaded = ", ".join(sorted(after))
+                reasons.append(f"{overloaded}, which it depends on, went wrong after the change")
+                explains = sorted({*explains, *after})
         score = round(len(explains) / max(1, len(onsets) - 1), 2)
-        suspects.append(Suspect(node, onset, explains, shown, score, tuple(reasons), change))
+        # Failing in one region only, where its entities are regional.
+        regions = {topology.region_of(ev.entity) for ev in shown if not ev.kind.traffic}
+        regions.discard(None)
+        region = regions.pop() if len(regions) == 1 else None
+        suspect = Suspect(
+            node, onset, tuple(explains), shown, score, tuple(reasons), change, region
+        )
+        suspects.append(suspect)
     suspects.sort(key=lambda s: (s.change is None, -len(s.explains), s.onset, s.node))
     return suspects
 
@@ -143,13 +157,17 @@ def _reasons(
     node: str,
     onset: float,
     first: float,
-    explains: tuple[str, ...],
+    explains: list[str],
     shown: tuple[Evidence, ...],
     starved: set[str],
     evidence: dict[str, list[Evidence]],
 ) -> list[str]:
     """Why a suspect is one, in words an on-call engineer reads first."""
-    own = sorted(shown, key=lambda ev: (ev.kind.traffic, str(ev)))
+    # The telling evidence first: the component's own series, then anomalies.
+    own = sorted(
+        shown,
+        key=lambda ev: (ev.kind.traffic, ev.entity != node, ev.kind is EvidenceKind.CREEP, str(ev)),
+    )
     silent = [ev for ev in own if ev.kind is EvidenceKind.GAP]
     if silent:
         lead = f"telemetry silent from {_hhmmss(onset)} ({_count(len(silent), 'entity')})"
@@ -169,13 +187,13 @@ def _reasons(
 def corroborated(topology: Topology, node: str, evidence: Iterable[Evidence]) -> bool:
     """Whether a component's evidence speaks for the component, not for one
     of its instances: its own aggregate series, a user-facing series, a
-    forecast, or several metrics of one instance."""
+    forecast, its silence, or several metrics of one instance."""
     metrics: dict[str, set[str]] = defaultdict(set)
     for ev in evidence:
         if ev.entity == node or (ev.entity, ev.metric) in topology.journey_of:
             return True
-        if ev.kind is EvidenceKind.EXHAUSTION:
-            return True
+        if ev.kind in (EvidenceKind.EXHAUSTION, EvidenceKind.GAP):
+            return True  # a forecast, or the silence of most of the component
         metrics[ev.entity].add(ev.metric)
     return any(len(m) >= 2 for m in metrics.values())
 
@@ -184,12 +202,26 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def user_impact(topology: Topology, losses: dict[SeriesKey, float]) -> UserImpact:
+def user_impact(
+    topology: Topology, losses: dict[SeriesKey, float], located: str | None = None
+) -> UserImpact:
     """Share of users failing each journey, overall and per region.
 
     A journey fails for a user if any of its stages fails: in region r,
     1 - (1 - global stages) × (1 - r's own stages). Journeys and regions
-    weigh equally.
+    weigh equally. When the root cause fails in one region (``located``),
+    the loss the global stages measure is that region's users'.
+
+    >>> from models.topology import Topology
+    >>> world = Topology.from_dict({"regions": ["eu", "us"], "nodes": {"api": {
+    ...     "family": "pods", "entities": ["api"], "user_facing": ["api:error_rate"]}}})
+    >>> def by_region(located=None):
+    ...     impact = user_impact(world, {("api", "error_rate"): 0.25}, located)
+    ...     return impact.regions, impact.share
+    >>> by_region()
+    ({'eu': 0.25, 'us': 0.25}, 0.25)
+    >>> by_region("eu")
+    ({'eu': 0.5, 'us': 0.0}, 0.25)
     """
     ok: dict[str, dict[str | None, list[float]]] = defaultdict(lambda: defaultdict(list))
     for key, journey in topology.journey_of.items():
@@ -199,7 +231,11 @@ def user_impact(topology: Topology, losses: dict[SeriesKey, float]) -> UserImpac
     per_region: dict[str, float] = dict.fromkeys(regions, 0.0)
     for journey, stages in ok.items():
         everywhere = _mean(stages.get(None, [1.0]))
-        lost_in = {r: 1 - everywhere * _mean(stages.get(r, [1.0])) for r in regions}
+        spread = dict.fromkeys(regions, everywhere)
+        if located in spread:
+            spread = dict.fromkeys(regions, 1.0)
+            spread[located] = max(0.0, 1 - (1 - everywhere) * len(regions))
+        lost_in = {r: 1 - spread[r] * _mean(stages.get(r, [1.0])) for r in regions}
         journeys[journey] = _mean(list(lost_in.values()))
         for r, lost in lost_in.items():
             per_region[r] = max(per_region[r], lost)
@@ -413,22 +449,28 @@ class CorrelateStage(Snapshotted):
             if not paging:
                 return []
             self._touched = {node: dict(ev) for node, ev in self._active.items()}
+        # A component gone silent while its callers fail may be what failed,
+        # and stays a suspect when its telemetry comes back.
+        silent = self._silent()
+        for node, gaps in silent.items():
+            for gap, since in gaps.items():
+                self._touched.setdefault(node, {}).setdefault(gap, since)
         touched = {n: ev for n, ev in self._touched.items() if n not in quiet and ev}
         # One pod's latency wobbling during an outage (the harmless blips of a
         # large fleet) is no evidence against a whole component.
-        strong = {n: ev for n, ev in touched.items() if corroborated(self.topology, n, ev)}
+        strong = {
+            n: ev for n, ev in touched.items() if n in silent or corroborated(self.topology, n, ev)
+        }
         touched = strong or touched
-        # A component gone silent while its callers fail may be what failed.
-        for node, gaps in self._silent().items():
-            if node not in quiet:
-                touched[node] = {**touched.get(node, {}), **gaps}
         onsets = {node: min(ev.values()) for node, ev in touched.items()}
         evidence = {node: list(ev) for node, ev in touched.items()}
         lead = self.config.change_lead_s
         suspects = rank_root_causes(self.topology, onsets, evidence, self.changes, lead)
         blast = list(suspects[0].explains) if suspects else []
-        silent = {e: self.topology.node_of[e] for e in self.gaps}
-        return self.tracker.step(at, paging, impact, suspects, blast, silent)
+        if suspects and suspects[0].region:
+            impact = user_impact(self.topology, losses, suspects[0].region)
+        unseen = {e: self.topology.node_of[e] for e in self.gaps}
+        return self.tracker.step(at, paging, impact, suspects, blast, unseen)
 
     def _change_horizon(self) -> float:
         """The oldest a change may be and still explain a symptom that is

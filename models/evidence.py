@@ -72,6 +72,15 @@ class Suspect:
     score: float = 0.0  # share of the other anomalous components it explains
     reasons: tuple[str, ...] = ()
     change: ChangeEvent | None = None  # a change to it shortly before its symptoms
+    region: str | None = None  # the one region its evidence lies in, if one
+
+    @property
+    def where(self) -> str:
+        """
+        >>> Suspect("mongodb", 0.0, (), (), region="eu-west").where
+        'mongodb in eu-west'
+        """
+        return f"{self.node} in {self.region}" if self.region else self.node
 
     def to_state(self) -> list[Any]:
         return [
@@ -82,12 +91,14 @@ class Suspect:
             self.score,
             list(self.reasons),
             None if self.change is None else self.change.to_state(),
+            self.region,
         ]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form of a candidate, for incidents."""
         return {
             "node": self.node,
+            "region": self.region,
             "onset": self.onset,
             "score": self.score,
             "reasons": list(self.reasons),
@@ -99,11 +110,11 @@ class Suspect:
     @classmethod
     def from_state(cls, state: list[Any]) -> Suspect:
         """
-        >>> s = Suspect("redis", 1.5, ("api",), (Evidence("redis/1", "memory"),), 0.5, ("first",))
+        >>> s = Suspect("db", 1.5, ("api",), (Evidence("db/eu", "ram"),), 0.5, ("1st",), None, "eu")
         >>> Suspect.from_state(s.to_state()) == s
         True
         """
-        node, onset, explains, evidence, score, reasons, change = as_list(state, 7)
+        node, onset, explains, evidence, score, reasons, change, region = as_list(state, 8)
         return cls(
             as_str(node),
             as_float(onset),
@@ -112,4 +123,5 @@ class Suspect:
             as_float(score),
             tuple(as_str(r) for r in as_list(reasons)),
             None if change is None else ChangeEvent.from_state(change),
+            None if region is None else as_str(region),
         )

@@ -81,6 +81,11 @@ class Incident:
         return f"foreshock:{self.id}"
 
     @property
+    def root_region(self) -> str | None:
+        """The one region the root cause failed in, when it failed in one."""
+        return next((s.region for s in self.suspects if s.node == self.root_cause), None)
+
+    @property
     def mttr_s(self) -> float | None:
         return None if self.resolved_at is None else self.resolved_at - self.opened_at
 
@@ -95,6 +100,7 @@ class Incident:
             "sev": self.sev,
             "sev_reasons": list(self.sev_reasons),
             "root_cause": self.root_cause,
+            "root_cause_region": self.root_region,
             "root_cause_candidates": [s.to_dict() for s in self.suspects[:3]],
             "blast_radius": list(self.blast_radius),
             "telemetry_gaps": list(self.telemetry_gaps),
@@ -178,7 +184,7 @@ class IncidentTracker:
             if suspects[0].node != inc.root_cause:
                 root = suspects[0]
                 self._update(root_cause=root.node, onset=min(inc.onset, root.onset))
-                text = f"probable root cause {root.node}"
+                text = f"probable root cause {root.where}"
                 events.append(self._event(Change.ROOT_CAUSE, at, text))
         inc = self.incidents[-1]
         # The blast radius grows with what the root cause explains, never
@@ -243,7 +249,7 @@ class IncidentTracker:
         self._update(telemetry_gaps=tuple(_inside(inc, silent)))
         text = f"{inc.id} SEV-{sev}: " + "; ".join(reasons)
         if root:
-            text += f"; probable root cause {root.node}"
+            text += f"; probable root cause {root.where}"
         return self._event(Change.OPENED, at, text)
 
     def to_state(self) -> dict[str, Any]:

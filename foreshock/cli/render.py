@@ -115,7 +115,8 @@ def incident_table(inc: Incident, truth: Truth) -> Table:
     impact = inc.impact
     table = Table(title=f"Incident {inc.id}", show_header=False, title_justify="left")
     table.add_row("SEV", f"SEV-{inc.sev}: " + "; ".join(inc.sev_reasons))
-    table.add_row("probable root cause", str(inc.root_cause))
+    region = f" in {inc.root_region}" if inc.root_region else ""
+    table.add_row("probable root cause", f"{inc.root_cause}{region}")
     table.add_row("blast radius", ", ".join(inc.blast_radius))
     after = (
         f" ({inc.opened_at - truth.impact_start:.0f} s after user-visible impact)"

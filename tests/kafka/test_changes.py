@@ -96,6 +96,7 @@ def test_a_change_reaches_the_correlator_and_a_bad_one_the_dead_letter(
     # The correlator holds the change: in its snapshot, taken with every incident change.
     assert kept_changes(ns, topology) == {deploy}
     assert opened[0]["root_cause"] == deploy.component
-    named = [c["change"] for c in opened[0].get("root_cause_candidates", []) if c.get("change")]
-    if named:  # once the ranking shows the change behind a candidate
-        assert any(deploy.component in str(c) for c in named)
+    # ... and the incident shows it behind its leading candidate.
+    top = opened[0]["root_cause_candidates"][0]
+    assert top["node"] == deploy.component and top["change"] == deploy.to_wire()
+    assert str(deploy) in top["reasons"][0]

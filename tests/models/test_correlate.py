@@ -253,7 +253,7 @@ def test_a_change_shortly_before_the_symptoms_leads_even_a_victim(topology):
     assert top.change == changes[0]
     assert (
         top.reasons[0]
-        == "deploy of user-svc/pod-03 at 00:01:00: 'v2.3.1' by ci, 1 min before its first symptom"
+        == "deploy of user-svc/pod-03 at 00:01:00: 'v2.3.1' by ci, 40 s before its first symptom"
     )
     # Too long before, or after the symptoms began, a change explains nothing.
     for late in (change("user-svc", -1000.0), change("user-svc", 105.0)):
