@@ -9,7 +9,13 @@ What counts (detection itself is defined once, in :mod:`bench.detection`):
   incident is a false page;
 - decoys and monitoring gaps must not page: every incident is a false page;
   a gap scenario is right when a telemetry gap is reported on an affected
-  component within ``GAP_TOLERANCE_S`` of the truth's start.
+  component within ``GAP_TOLERANCE_S`` of the truth's start;
+- several expectations (``expect = ["page", "gap"]``) are each checked: the
+  fault is detected once all of them are, at the last of their times.
+
+A root cause is right when it is any of the truth's; the SEV is right when
+the incident's SEVs, at opening and at each escalation, end at the last of
+the truth's ``sev_path`` and pass through the others in order.
 """
 
 from __future__ import annotations

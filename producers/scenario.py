@@ -10,8 +10,8 @@ A scenario file (TOML) looks like::
     [truth]
     fault_start = "12:45:00"          # a time of day (the first after start),
     impact_start = "+45s"             # or an offset from fault_start
-    root_cause = "redis-sessions"
-    sev = 1
+    root_cause = "redis-sessions"     # or a list: any of them is right
+    sev = 1                           # or sev_path = [3, 1]: opened at 3, then 1
 
     [[effects]]
     target = "redis/node-*"           # entity glob
@@ -21,17 +21,21 @@ A scenario file (TOML) looks like::
     spread = 0.03                     # entities lag the leader by up to this much
 
 Between its first and last keyframe an effect is interpolated linearly;
-outside them the entity runs on its baseline.
+outside them the entity runs on its baseline. With ``every_s`` and
+``for_s`` it is on for ``for_s`` seconds of every ``every_s`` from its first
+keyframe, and the entity on its baseline in between.
 
 Optional tables: ``[[maintenance]]`` (components announced to be under
 maintenance, given to the pipeline), ``[[gaps]]`` (entities whose telemetry
 stops) and ``[delivery]`` (late and out-of-order messages). The truth says
 what kind of scenario it is (``fault``, ``decoy`` or ``gap``) and what
-Foreshock is expected to do (``page``, ``warning``, ``none`` or ``gap``).
+Foreshock is expected to do (``page``, ``warning``, ``none`` or ``gap``, or a
+list of them that must all happen, such as ``["page", "gap"]``).
 
 The format is strict, so that a typo cannot quietly change a scenario: an
-unknown table or key, a time outside the span from start to end, and (given
-a topology) a target that matches no entity are refused in one line.
+unknown table or key, a time outside the span from start to end, a SEV path
+that contradicts ``sev``, and (given a topology) a target that matches no
+entity or a root cause that is no component are refused in one line.
 """
 
 from __future__ import annotations
