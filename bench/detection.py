@@ -45,6 +45,34 @@ def first_at_sev(events: Iterable[Event], truth: Truth, sev: int) -> float | Non
     )
 
 
+def sev_history(events: Iterable[Event], incident: Incident) -> list[int]:
+    """The SEVs ``incident`` went through: at opening, then at each
+    escalation, ending at its SEV now."""
+    history = [
+        e.incident.sev
+        for e in events
+        if isinstance(e, IncidentEvent)
+        and e.incident.id == incident.id
+        and e.kind in (Change.OPENED, Change.ESCALATED)
+    ]
+    return history if history[-1:] == [incident.sev] else [*history, incident.sev]
+
+
+def follows(history: Sequence[int], path: Sequence[int]) -> bool:
+    """Whether a SEV history ends at the last SEV of ``path`` and passes
+    through the others, in order (SEVs between them do not matter).
+
+    >>> follows([3, 2, 1], [3, 1]), follows([2, 1], [3, 1]), follows([3, 1], [1])
+    (True, False, True)
+    >>> follows([3, 1, 1], [3, 1]), follows([3], [3, 1]), follows([1], [])
+    (True, False, False)
+    """
+    if not path or history[-1:] != [path[-1]]:
+        return False
+    rest = iter(history)
+    return all(sev in rest for sev in path)  # ``in`` consumes: an ordered subsequence
+
+
 def mttd(
     incidents: Sequence[Incident], events: Iterable[Event], truth: Truth
 ) -> dict[str, float | None]:

@@ -9,7 +9,13 @@ What counts (detection itself is defined once, in :mod:`bench.detection`):
   incident is a false page;
 - decoys and monitoring gaps must not page: every incident is a false page;
   a gap scenario is right when a telemetry gap is reported on an affected
-  component within ``GAP_TOLERANCE_S`` of the truth's start.
+  component within ``GAP_TOLERANCE_S`` of the truth's start;
+- several expectations (``expect = ["page", "gap"]``) are each checked: the
+  fault is detected once all of them are, at the last of their times.
+
+A root cause is right when it is any of the truth's; the SEV is right when
+the incident's SEVs, at opening and at each escalation, end at the last of
+the truth's ``sev_path`` and pass through the others in order.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.detection import after_fault, first_page, since
+from bench.detection import after_fault, first_page, follows, sev_history, since
 from bench.replay import Replay
 from models.incident import IncidentEvent
 from models.topology import Topology
@@ -33,13 +39,13 @@ def evaluate(result: Replay, topology: Topology) -> dict[str, Any]:
     sc = result.scenario
     truth = sc.truth
     incidents = result.incidents
-    fault = truth.fault_start
     gaps = result.telemetry_gaps(topology)
     out: dict[str, Any] = {
         "scenario": sc.name,
         "seed": result.seed,
         "kind": truth.kind,
-        "expect": truth.expect,
+        "expect": "+".join(truth.expects),
+        "expects": list(truth.expects),
         "days": (sc.end - sc.start) / 86_400,
         "pages": len(incidents),
         "detected": None,
@@ -49,6 +55,7 @@ def evaluate(result: Replay, topology: Topology) -> dict[str, Any]:
         "mttd_from_impact_s": None,
         "root_cause_after_s": None,
         "sev": None,
+        "sev_history": None,
         "sev_correct": None,
         "root_cause": None,
         "root_cause_correct": None,
@@ -72,58 +79,115 @@ def evaluate(result: Replay, topology: Topology) -> dict[str, Any]:
         "warnings": sorted([w.at for w in result.warnings] + [c.at for c in result.creeps]),
         "wall_s": round(result.stats.wall_s, 2),
     }
-    if truth.expect == "page":
-        page = first_page(incidents, truth)
-        out["detected"] = page is not None
-        out["sev_correct"] = out["root_cause_correct"] = False
-        if page is not None:
-            mttd = result.mttd()
-            out["true_page"] = True
-            out["false_pages"] = len(incidents) - 1
-            out["mttd_from_fault_s"] = mttd["from_fault_s"]
-            out["mttd_from_impact_s"] = mttd["from_impact_s"]
-            out["sev"] = page.sev
-            out["sev_correct"] = page.sev == truth.sev
-            out["root_cause"] = page.root_cause
-            out["root_cause_correct"] = page.root_cause == truth.root_cause
-            named = next(
-                (
-                    e.at
-                    for e in result.events
-                    if isinstance(e, IncidentEvent)
-                    and e.incident.id == page.id
-                    and e.incident.root_cause == truth.root_cause
-                ),
-                None,
-            )
-            out["root_cause_after_s"] = since(named, fault)
-            share = page.impact.peak_share
-            out["impact_share"] = share
-            if truth.impact_share:
-                out["impact_error"] = round(abs(share - truth.impact_share) / truth.impact_share, 4)
-    elif truth.expect == "warning":
-        raised = [(w.at, w.entity) for w in result.warnings]
-        raised += [(c.at, c.entity) for c in result.creeps]
-        warned = sorted(
-            (at, topology.node_of[entity]) for at, entity in raised if after_fault(at, truth)
-        )
-        first = warned[0] if warned else None
-        out["detected"] = first is not None
-        out["mttd_from_fault_s"] = since(first[0], fault) if first else None
-        out["root_cause"] = first[1] if first else None
-        out["root_cause_correct"] = first is not None and first[1] == truth.root_cause
-        out["root_cause_after_s"] = out["mttd_from_fault_s"] if out["root_cause_correct"] else None
-    elif truth.expect == "gap":
-        right = [
-            g
-            for g in gaps
-            if g["component"] in truth.affected
-            and fault is not None
-            and abs(g["start"] - fault) <= GAP_TOLERANCE_S
-        ]
-        out["detected"] = out["gap_reported"] = bool(right)
-        if right:
-            out["mttd_from_fault_s"] = since(min(g["at"] for g in right), fault)
+    found = [_CHECKS[e](result, topology, gaps) for e in truth.expects if e in _CHECKS]
+    if found:
+        out.update(_all_of(found))
+    return out
+
+
+def _page(result: Replay, topology: Topology, gaps: list[dict[str, Any]]) -> dict[str, Any]:
+    """A page expected: the first incident after fault start, its SEV path and root cause."""
+    truth = result.scenario.truth
+    incidents = result.incidents
+    page = first_page(incidents, truth)
+    if page is None:
+        return {"detected": False, "sev_correct": False, "root_cause_correct": False}
+    mttd = result.mttd()
+    history = sev_history(result.events, page)
+    named = next(
+        (
+            e.at
+            for e in result.events
+            if isinstance(e, IncidentEvent)
+            and e.incident.id == page.id
+            and e.incident.root_cause in truth.root_causes
+        ),
+        None,
+    )
+    share = page.impact.peak_share
+    return {
+        "detected": True,
+        "true_page": True,
+        "false_pages": len(incidents) - 1,
+        "mttd_from_fault_s": mttd["from_fault_s"],
+        "mttd_from_impact_s": mttd["from_impact_s"],
+        "sev": page.sev,
+        "sev_history": history,
+        "sev_correct": follows(history, truth.sev_path),
+        "root_cause": page.root_cause,
+        "root_cause_correct": page.root_cause in truth.root_causes,
+        "root_cause_after_s": since(named, truth.fault_start),
+        "impact_share": share,
+        "impact_error": round(abs(share - truth.impact_share) / truth.impact_share, 4)
+        if truth.impact_share
+        else None,
+    }
+
+
+def _warning(result: Replay, topology: Topology, gaps: list[dict[str, Any]]) -> dict[str, Any]:
+    """A warning expected: the first exhaustion or creep warning after fault start."""
+    truth = result.scenario.truth
+    raised = [(w.at, w.entity) for w in result.warnings]
+    raised += [(c.at, c.entity) for c in result.creeps]
+    warned = sorted(
+        (at, topology.node_of[entity]) for at, entity in raised if after_fault(at, truth)
+    )
+    if not warned:
+        return {"detected": False, "root_cause_correct": False}
+    at, component = warned[0]
+    right = component in truth.root_causes
+    mttd = since(at, truth.fault_start)
+    return {
+        "detected": True,
+        "mttd_from_fault_s": mttd,
+        "root_cause": component,
+        "root_cause_correct": right,
+        "root_cause_after_s": mttd if right else None,
+    }
+
+
+def _gap(result: Replay, topology: Topology, gaps: list[dict[str, Any]]) -> dict[str, Any]:
+    """A telemetry gap expected: on an affected component, from about fault start."""
+    fault = result.scenario.truth.fault_start
+    right = [
+        g
+        for g in gaps
+        if g["component"] in result.scenario.truth.affected
+        and fault is not None
+        and abs(g["start"] - fault) <= GAP_TOLERANCE_S
+    ]
+    return {
+        "detected": bool(right),
+        "gap_reported": bool(right),
+        "mttd_from_fault_s": since(min(g["at"] for g in right), fault) if right else None,
+    }
+
+
+_CHECKS = {"page": _page, "warning": _warning, "gap": _gap}  # "none": nothing to find
+
+
+def _all_of(found: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the expectations found, together: detected once every one is
+    (MTTD: the last of them), the root cause right when every one naming it
+    is right; any other figure as the first to find it tells it.
+
+    >>> _all_of([{"detected": True, "mttd_from_fault_s": 40.0, "root_cause": "db"},
+    ...          {"detected": True, "mttd_from_fault_s": 90.0, "gap_reported": True}])
+    {'detected': True, 'mttd_from_fault_s': 90.0, 'root_cause': 'db', 'gap_reported': True}
+    >>> _all_of([{"detected": True, "mttd_from_fault_s": 40.0}, {"detected": False}])
+    {'detected': False, 'mttd_from_fault_s': None}
+    """
+    out: dict[str, Any] = {}
+    for f in found:
+        for key, value in f.items():
+            out.setdefault(key, value)
+    out["detected"] = all(f["detected"] for f in found)
+    if "mttd_from_fault_s" in out:
+        times = [t for f in found if (t := f.get("mttd_from_fault_s")) is not None]
+        every = out["detected"] and len(times) == len(found)
+        out["mttd_from_fault_s"] = max(times) if every else None
+    if "root_cause_correct" in out:
+        out["root_cause_correct"] = all(f.get("root_cause_correct", True) for f in found)
     return out
 
 
@@ -163,11 +227,13 @@ def summarize(runs: list[dict[str, Any]], scenarios: dict[str, Scenario]) -> dic
             {
                 "name": name,
                 "kind": sc.truth.kind,
-                "expect": sc.truth.expect,
+                "expect": "+".join(sc.truth.expects),
                 "seeds": len(rs),
                 "truth": {
                     "sev": sc.truth.sev,
+                    "sev_path": list(sc.truth.sev_path),
                     "root_cause": sc.truth.root_cause,
+                    "root_causes": list(sc.truth.root_causes),
                     "impact_share": sc.truth.impact_share,
                 },
                 "detected": _fraction([r["detected"] for r in rs]),
@@ -189,7 +255,7 @@ def summarize(runs: list[dict[str, Any]], scenarios: dict[str, Scenario]) -> dic
         )
     pages = sum(r["pages"] for r in runs)
     true_pages = sum(r["true_page"] for r in runs)
-    expected = [r for r in runs if r["expect"] == "page"]
+    expected = [r for r in runs if "page" in r["expects"]]
     return {
         "scenarios": rows,
         "runs": len(runs),
@@ -197,7 +263,7 @@ def summarize(runs: list[dict[str, Any]], scenarios: dict[str, Scenario]) -> dic
         "true_pages": true_pages,
         "false_pages": pages - true_pages,
         "precision": round(true_pages / pages, 4) if pages else None,
-        "recall": round(sum(bool(r["detected"]) for r in expected) / len(expected), 4)
+        "recall": round(sum(r["true_page"] for r in expected) / len(expected), 4)
         if expected
         else None,
     }

@@ -113,6 +113,9 @@ WIRE_METRICS: dict[str, dict[str, MetricSpec]] = {
         MetricSpec("p99_latency_ms", "ms", Bad.HIGH, 20.0),
         MetricSpec("error_rate", "ratio", Bad.HIGH, 0.005, ratio=True),
         MetricSpec("request_rate", "1/s", Bad.EITHER, 5.0),
+        # Only a store with a connection pool sends it (postgres, mongodb):
+        # a message may carry any of its family's columns, not all of them.
+        MetricSpec("pool_used_ratio", "ratio", Bad.HIGH, 0.02, ratio=True, limit=1.0),
     ),
     "logins": _specs(
         MetricSpec("attempts", "1/s", Bad.EITHER, 5.0, counter=True),

@@ -10,8 +10,8 @@ A scenario file (TOML) looks like::
     [truth]
     fault_start = "12:45:00"          # a time of day (the first after start),
     impact_start = "+45s"             # or an offset from fault_start
-    root_cause = "redis-sessions"
-    sev = 1
+    root_cause = "redis-sessions"     # or a list: any of them is right
+    sev = 1                           # or sev_path = [3, 1]: opened at 3, then 1
 
     [[effects]]
     target = "redis/node-*"           # entity glob
@@ -21,7 +21,9 @@ A scenario file (TOML) looks like::
     spread = 0.03                     # entities lag the leader by up to this much
 
 Between its first and last keyframe an effect is interpolated linearly;
-outside them the entity runs on its baseline.
+outside them the entity runs on its baseline. With ``every_s`` and
+``for_s`` it is on for ``for_s`` seconds of every ``every_s`` from its first
+keyframe, and the entity on its baseline in between.
 
 Optional tables: ``[[maintenance]]`` (components announced to be under
 maintenance, given to the pipeline), ``[[changes]]`` (deploys, config
@@ -30,12 +32,14 @@ time, ``at``, ``component``, ``kind`` and optionally ``description`` and
 ``who``), ``[[gaps]]`` (entities whose telemetry
 stops) and ``[delivery]`` (late and out-of-order messages). The truth says
 what kind of scenario it is (``fault``, ``decoy`` or ``gap``) and what
-Foreshock is expected to do (``page``, ``warning``, ``none`` or ``gap``).
+Foreshock is expected to do (``page``, ``warning``, ``none`` or ``gap``, or a
+list of them that must all happen, such as ``["page", "gap"]``).
 
 The format is strict, so that a typo cannot quietly change a scenario: an
-unknown table or key, a time outside the span from start to end, and (given
-a topology) a target that matches no entity, or a change to no component
-or entity, are refused in one line.
+unknown table or key, a time outside the span from start to end, a SEV path
+that contradicts ``sev``, and (given a topology) a target that matches no
+entity, a root cause that is no component, or a change to no component or
+entity are refused in one line.
 """
 
 from __future__ import annotations
@@ -69,13 +73,24 @@ PARAMS: dict[str, tuple[str, ...]] = {
         "connected_clients",
         "ops_per_s",
     ),
-    "pods": ("request_rate", "error_rate", "p99_latency_ms", "restarts", "ready_ratio"),
+    "pods": (
+        "request_rate",
+        "error_rate",
+        "p99_latency_ms",
+        "restarts",
+        "ready_ratio",
+        "pool_used_ratio",
+    ),
     "logins": ("attempt_rate", "success_ratio", "timeout_share"),
     "social": ("mention_rate", "outage_share"),
 }
+# Parameters an entity has only when its topology baseline declares them (a
+# connection pool: postgres and mongodb have one, a stateless service none).
+DECLARED: dict[str, tuple[str, ...]] = {"pods": ("pool_used_ratio",)}
 MODES = ("set", "scale", "add")
 KINDS = ("fault", "decoy", "gap")
 EXPECTS = ("page", "warning", "none", "gap")
+SEVS = range(1, 5)  # SEV-1 is the worst
 _EXPECT_OF_KIND = {"fault": "page", "decoy": "none", "gap": "gap"}
 
 _OFFSET = re.compile(r"^([+-])((?:\d+(?:\.\d+)?[hms])+)$")
@@ -126,7 +141,7 @@ def _did_you_mean(word: str, choices: Iterable[str], spell: Callable[[str], str]
 def _check_keys(table: dict[str, Any], cls: type, where: str = "") -> None:
     """``ValueError`` naming a key of ``table`` that is not a field of ``cls``
     (the dataclass it becomes), spelled the way the file writes it."""
-    known = [f.name for f in fields(cls)]
+    known = [f.name for f in fields(cls) if f.metadata.get("key", True)]
     for key, value in table.items():
         if key not in known:
             hint = _did_you_mean(key, known, partial(_spelled, value=value))
@@ -162,6 +177,93 @@ def _tables(d: dict[str, Any], key: str, cls: type) -> Iterator[tuple[str, dict[
         yield what, table
 
 
+def _one_or_more(t: dict[str, Any], key: str, kind: type, noun: str) -> tuple[Any, ...]:
+    """``truth.key``: one value or a non-empty list of them, each of ``kind``.
+
+    >>> _one_or_more({"expect": ["page", "gap"]}, "expect", str, "a name")
+    ('page', 'gap')
+    >>> _one_or_more({"root_cause": []}, "root_cause", str, "a component")
+    Traceback (most recent call last):
+    ...
+    ValueError: truth.root_cause must be a component or a non-empty list of them, not []
+    """
+    value = t[key]
+    values = tuple(value) if isinstance(value, list) else (value,)
+    if not values or not all(type(v) is kind for v in values):
+        raise ValueError(f"truth.{key} must be {noun} or a non-empty list of them, not {value!r}")
+    return values
+
+
+def _expects(t: dict[str, Any], kind: str) -> tuple[str, ...]:
+    """What Foreshock must do, every one of them: ``truth.expect``, or what
+    the kind implies."""
+    if "expect" not in t:
+        return (_EXPECT_OF_KIND[kind],)
+    expects = _one_or_more(t, "expect", str, "an expectation")
+    for e in expects:
+        if e not in EXPECTS:
+            raise ValueError(f"truth.expect {e!r} is unknown{_did_you_mean(e, EXPECTS)}")
+    if len(set(expects)) < len(expects):
+        raise ValueError(f"truth.expect {list(expects)} names one twice")
+    if "none" in expects and len(expects) > 1:
+        raise ValueError(f"truth.expect {list(expects)}: 'none' cannot go with another")
+    return expects
+
+
+def _sev_path(t: dict[str, Any]) -> tuple[int, ...]:
+    """The SEVs the incident is to pass through: ``truth.sev_path``, or
+    ``truth.sev`` alone (the last of the path when both are given).
+
+    >>> _sev_path({"sev_path": [3, 1], "sev": 1}), _sev_path({"sev": 2}), _sev_path({})
+    ((3, 1), (2,), ())
+    >>> _sev_path({"sev_path": [3, 1], "sev": 2})
+    Traceback (most recent call last):
+    ...
+    ValueError: truth.sev 2 is not the last of truth.sev_path [3, 1]
+    """
+    path = _one_or_more(t, "sev_path", int, "a SEV") if "sev_path" in t else ()
+    if "sev" in t:
+        sev = t["sev"]
+        if type(sev) is not int or sev not in SEVS:
+            raise ValueError(f"truth.sev must be a SEV from 1 to 4, not {sev!r}")
+        if path and path[-1] != sev:
+            raise ValueError(f"truth.sev {sev} is not the last of truth.sev_path {list(path)}")
+        path = path or (sev,)
+    if any(s not in SEVS for s in path):
+        raise ValueError(f"truth.sev_path must hold SEVs from 1 to 4, not {list(path)}")
+    if any(b >= a for a, b in itertools.pairwise(path)):
+        raise ValueError(
+            f"truth.sev_path {list(path)} must escalate: each SEV below the one before"
+            " (SEV-1 is the worst)"
+        )
+    return path
+
+
+def _period(e: dict[str, Any], what: str) -> tuple[float | None, float | None]:
+    """An effect's ``every_s`` and ``for_s``: both or neither, above zero, and
+    on for less than the whole period.
+
+    >>> _period({"every_s": 120, "for_s": 8}, "e"), _period({}, "e")
+    ((120.0, 8.0), (None, None))
+    >>> _period({"every_s": 120}, "[[effects]] #1")
+    Traceback (most recent call last):
+    ...
+    ValueError: [[effects]] #1: every_s needs for_s too (on for for_s out of every every_s)
+    """
+    if ("every_s" in e) != ("for_s" in e):
+        given, lacking = ("every_s", "for_s") if "every_s" in e else ("for_s", "every_s")
+        raise ValueError(f"{what}: {given} needs {lacking} too (on for for_s out of every every_s)")
+    if "every_s" not in e:
+        return None, None
+    every, length = (e[key] for key in ("every_s", "for_s"))
+    for key, value in (("every_s", every), ("for_s", length)):
+        if type(value) not in (int, float) or not value > 0:
+            raise ValueError(f"{what}: {key} must be a positive number of seconds, not {value!r}")
+    if length >= every:
+        raise ValueError(f"{what}: for_s {length} must be shorter than every_s {every}")
+    return float(every), float(length)
+
+
 def _utc(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -176,34 +278,70 @@ class Effect:
     keyframes: tuple[tuple[float, float], ...]  # (epoch s, value)
     spread: float = 0.0  # value lag of the last entity behind the leader
     jitter_s: float = 0.0  # onset lag of the last entity behind the leader
+    # Periodic: on for ``for_s`` out of every ``every_s`` from the first keyframe.
+    every_s: float | None = None
+    for_s: float | None = None
+
+
+# A field no file writes: it is filled in from the keys that are written.
+_DERIVED = {"key": False}
 
 
 @dataclass(frozen=True)
 class Truth:
-    """What really happened, for scoring: times in epoch seconds."""
+    """What really happened, for scoring: times in epoch seconds.
+
+    A file may name several acceptable root causes, the SEVs the incident
+    is expected to pass through, and several expectations; ``root_cause``,
+    ``sev`` and ``expect`` are then the first cause, the final SEV and the
+    first expectation:
+
+    >>> t = Truth(root_causes=("postgres", "mongodb"), sev_path=(3, 1))
+    >>> t.root_cause, t.sev, t.expects
+    ('postgres', 1, ('page',))
+    >>> Truth(root_cause="db", sev=2).sev_path, Truth(expects=("page", "gap")).expect
+    ((2,), 'page')
+    """
 
     fault_start: float | None = None
     impact_start: float | None = None
     precursor_start: float | None = None
     root_cause: str | None = None
     sev: int | None = None
+    sev_path: tuple[int, ...] = ()  # SEV at opening, then each escalation; the last is ``sev``
     affected: tuple[str, ...] = ()
     recovery: float | None = None
     kind: str = "fault"  # fault | decoy | gap
     expect: str = "page"  # page | warning | none | gap
     # Expected share of users failing their worst-hit journey, at the worst.
     impact_share: float | None = None
+    root_causes: tuple[str, ...] = field(default=(), metadata=_DERIVED)  # any one is right
+    expects: tuple[str, ...] = field(default=(), metadata=_DERIVED)  # every one must happen
+
+    def __post_init__(self) -> None:
+        fill = partial(object.__setattr__, self)
+        if not self.root_causes and self.root_cause is not None:
+            fill("root_causes", (self.root_cause,))
+        fill("root_cause", self.root_causes[0] if self.root_causes else None)
+        if not self.sev_path and self.sev is not None:
+            fill("sev_path", (self.sev,))
+        fill("sev", self.sev_path[-1] if self.sev_path else None)
+        fill("expects", self.expects or (self.expect,))
+        fill("expect", self.expects[0])
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "expect": self.expect,
+            "expects": list(self.expects),
             "impact_share": self.impact_share,
             "fault_start": self.fault_start,
             "impact_start": self.impact_start,
             "precursor_start": self.precursor_start,
             "root_cause": self.root_cause,
+            "root_causes": list(self.root_causes),
             "sev": self.sev,
+            "sev_path": list(self.sev_path),
             "affected": list(self.affected),
             "recovery": self.recovery,
         }
@@ -307,18 +445,17 @@ class Scenario:
         kind = t.get("kind", "fault" if "root_cause" in t else "decoy")
         if kind not in KINDS:
             raise ValueError(f"truth.kind must be one of {KINDS}")
-        expect = t.get("expect", _EXPECT_OF_KIND[kind])
-        if expect not in EXPECTS:
-            raise ValueError(f"truth.expect must be one of {EXPECTS}")
         truth = Truth(
             kind=kind,
-            expect=expect,
+            expects=_expects(t, kind),
             impact_share=float(t["impact_share"]) if "impact_share" in t else None,
             fault_start=truth_time("fault_start"),
             impact_start=truth_time("impact_start"),
             precursor_start=truth_time("precursor_start"),
-            root_cause=t.get("root_cause"),
-            sev=t.get("sev"),
+            root_causes=_one_or_more(t, "root_cause", str, "a component")
+            if "root_cause" in t
+            else (),
+            sev_path=_sev_path(t),
             affected=tuple(t.get("affected", ())),
             recovery=truth_time("recovery"),
         )
@@ -329,6 +466,7 @@ class Scenario:
                 raise ValueError(f"{what}: unknown parameter {e['param']!r}{hint}")
             if e.get("mode", "set") not in MODES:
                 raise ValueError(f"{what}: mode must be one of {MODES}")
+            every, length = _period(e, what)
             frames = tuple((when(k, f"{what} keyframe"), float(v)) for k, v in e["keyframes"])
             if any(b[0] < a[0] for a, b in itertools.pairwise(frames)):
                 raise ValueError(f"{what} on {e['target']}/{e['param']}: keyframes out of order")
@@ -340,6 +478,8 @@ class Scenario:
                     keyframes=frames,
                     spread=float(e.get("spread", 0.0)),
                     jitter_s=float(e.get("jitter_s", 0.0)),
+                    every_s=every,
+                    for_s=length,
                 )
             )
         maintenance = []
@@ -381,19 +521,40 @@ class Scenario:
         return parse_toml(path, lambda d: cls.from_dict(d, topology))
 
     def check(self, topology: Topology) -> None:
-        """``ValueError`` naming an effect or a gap whose target matches no
-        entity of ``topology``, an effect whose entities lack its parameter,
-        or a change to what is no component or entity of ``topology``."""
+        """``ValueError`` naming a root cause or an affected component that
+        ``topology`` lacks, an effect or a gap whose target matches no entity
+        of it, an effect whose entities lack its parameter, or a change to
+        what is no component or entity of it."""
+        for key, named in (
+            ("root_cause", self.truth.root_causes),
+            ("affected", self.truth.affected),
+        ):
+            for component in named:
+                if component not in topology.nodes:
+                    hint = _did_you_mean(component, topology.nodes)
+                    raise ValueError(
+                        f"truth.{key} {component!r} is not a component of the topology{hint}"
+                    )
         for n, effect in enumerate(self.effects, 1):
             what = f"[[effects]] #{n}"
-            for family in sorted(
-                {topology.family_of[e] for e in _hit(effect.target, topology, what)}
-            ):
+            hit = _hit(effect.target, topology, what)
+            for family in sorted({topology.family_of[e] for e in hit}):
                 if effect.param not in PARAMS[family]:
                     hint = _did_you_mean(effect.param, PARAMS[family])
                     raise ValueError(
                         f"{what}: {effect.target!r} is {family}, without {effect.param!r}{hint}"
                     )
+            lacking = [
+                e
+                for e in hit
+                if effect.param in DECLARED.get(topology.family_of[e], ())
+                and effect.param not in topology.nodes[topology.node_of[e]].baseline
+            ]
+            if lacking:
+                raise ValueError(
+                    f"{what}: {lacking[0]!r} has no {effect.param!r}: only entities whose"
+                    " topology baseline declares it do"
+                )
         for n, gap in enumerate(self.gaps, 1):
             _hit(gap.target, topology, f"[[gaps]] #{n}")
         for n, change in enumerate(self.changes, 1):

@@ -22,7 +22,7 @@ from models.changes import ChangeEvent
 from models.impact import Business, diurnal
 from models.schema import SERIES_METRICS, Telemetry
 from models.topology import Topology
-from producers.scenario import Effect, Scenario
+from producers.scenario import DECLARED, Effect, Scenario
 from producers.sources.base import Source
 
 BLOCK_S = 600.0  # simulate this much event time per step, vectorised
@@ -84,6 +84,15 @@ class _Entity:
     base: dict[str, float]
     effects: list[tuple[Effect, float, float]]  # (effect, value offset, time lag)
     rng: np.random.Generator
+    # Noise of the series the topology declares: drawn apart, so that an
+    # entity's other series are the same with or without them.
+    declared_rng: np.random.Generator
+
+    @property
+    def series(self) -> list[str]:
+        """The series this entity sends: its family's, less those it does not declare."""
+        absent = set(DECLARED.get(self.family, ())) - set(self.base)
+        return [m for m in SERIES_METRICS[self.family] if m not in absent]
 
 
 class Simulator(Source):
@@ -118,6 +127,7 @@ class Simulator(Source):
                         base,
                         [],
                         np.random.default_rng([self.seed, _stable(name)]),
+                        np.random.default_rng([self.seed, _stable(name, "declared")]),
                     )
                 )
         # Entities an effect hits lag its leader by a seeded rank: exactly one
@@ -156,7 +166,7 @@ class Simulator(Source):
 
     @property
     def series_count(self) -> int:
-        return sum(len(SERIES_METRICS[e.family]) for e in self.entities)
+        return sum(len(e.series) for e in self.entities)
 
     def params(self, entity: _Entity, t: np.ndarray) -> dict[str, np.ndarray]:
         """The entity's generative parameters at times ``t``: baseline, then effects."""
@@ -168,7 +178,7 @@ class Simulator(Source):
                 out[name] = level * day
             elif name == "memory_used_ratio":
                 out[name] = level + 0.1 * (day - 1)  # sessions follow the daily cycle
-            elif name in ("p99_latency_ms", "latency_ms"):
+            elif name in ("p99_latency_ms", "latency_ms", "pool_used_ratio"):
                 out[name] = level * (0.85 + 0.15 * day)
             else:
                 out[name] = np.full_like(t, level)
@@ -177,6 +187,8 @@ class Simulator(Source):
             if t[-1] < times[0] or t[0] > times[-1]:
                 continue
             inside = (t >= times[0]) & (t <= times[-1])
+            if effect.every_s is not None and effect.for_s is not None:
+                inside &= (t - times[0]) % effect.every_s < effect.for_s  # on, then off
             curve = np.interp(t[inside], times, [k[1] for k in effect.keyframes])
             p = out[effect.param]
             if effect.mode == "set":
@@ -206,13 +218,17 @@ class Simulator(Source):
         if entity.family == "pods":
             requests = np.round(np.maximum(p["request_rate"] * rng.normal(1, 0.02, n), 0))
             errors = rng.binomial(requests.astype(np.int64), np.clip(p["error_rate"], 0, 1))
-            return {
+            drawn = {
                 "request_rate": requests,
                 "error_rate": errors / np.maximum(requests, 1),
                 "p99_latency_ms": p["p99_latency_ms"] * rng.lognormal(0, 0.08, n),
                 "restarts": rng.poisson(np.maximum(p["restarts"], 0)).astype(float),
                 "ready_ratio": np.clip(p["ready_ratio"], 0, 1),
             }
+            if "pool_used_ratio" in p:  # a store with a connection pool
+                noise = entity.declared_rng.normal(0, 0.003, n)
+                drawn["pool_used_ratio"] = np.clip(p["pool_used_ratio"] + noise, 0, 1)
+            return drawn
         # logins
         attempts = rng.poisson(np.maximum(p["attempt_rate"], 0))
         successes = rng.binomial(attempts, np.clip(p["success_ratio"], 0, 1))

@@ -152,3 +152,78 @@ def test_a_file_is_found_by_its_path_as_well_as_its_name(tmp_path, topology):
 def test_every_shipped_file_loads_strictly(topology):
     library = load_scenarios(None, topology)
     assert not library.broken and len(library) == len(list(SCENARIO_DIR.glob("*.toml")))
+
+
+def test_a_truth_may_accept_several_root_causes_and_a_sev_path(tmp_path, topology):
+    either = TINY.replace('"music-svc"', '["music-svc", "postgres"]').replace(
+        "sev = 2", "sev_path = [3, 1]"
+    )
+    truth = Scenario.from_file(write(tmp_path, "either", either), topology).truth
+    assert truth.root_causes == ("music-svc", "postgres") and truth.root_cause == "music-svc"
+    assert truth.sev_path == (3, 1) and truth.sev == 1
+    both = either.replace("sev_path = [3, 1]", "sev_path = [3, 1]\nsev = 1")
+    assert Scenario.from_file(write(tmp_path, "both", both)).truth.sev_path == (3, 1)
+    plain = Scenario.from_file(write(tmp_path, "plain", TINY)).truth
+    assert plain.root_causes == ("music-svc",) and plain.sev_path == (2,)
+    assert plain.expects == ("page",)
+
+
+@pytest.mark.parametrize(
+    "old, new, says",
+    [
+        ("sev = 2", "sev = 5", "truth.sev must be a SEV from 1 to 4, not 5"),
+        ("sev = 2", 'sev = "2"', "truth.sev must be a SEV from 1 to 4, not '2'"),
+        ("sev = 2", "sev = 2\nsev_path = [3, 1]", "truth.sev 2 is not the last of truth.sev_path"),
+        ("sev = 2", "sev_path = [3, 0]", "truth.sev_path must hold SEVs from 1 to 4, not [3, 0]"),
+        ("sev = 2", "sev_path = [1, 3]", "truth.sev_path [1, 3] must escalate"),
+        ("sev = 2", "sev_path = []", "truth.sev_path must be a SEV or a non-empty list"),
+        ('"music-svc"\n', "[]\n", "truth.root_cause must be a component or a non-empty list"),
+        ('"music-svc"\n', '["music-svc", 3]\n', "truth.root_cause must be a component or a"),
+        (
+            "sev = 2",
+            'sev = 2\nexpect = ["page", "gapp"]',
+            "truth.expect 'gapp' is unknown; did you",
+        ),
+        ("sev = 2", 'sev = 2\nexpect = "paeg"', "truth.expect 'paeg' is unknown; did you mean"),
+        ("sev = 2", 'sev = 2\nexpect = ["none", "gap"]', "'none' cannot go with another"),
+        ("sev = 2", 'sev = 2\nexpect = ["gap", "gap"]', "truth.expect ['gap', 'gap'] names one"),
+        ("keyframes", "every_s = 60\nkeyframes", "#1: every_s needs for_s too"),
+        ("keyframes", "for_s = 8\nkeyframes", "#1: for_s needs every_s too"),
+        ("keyframes", "every_s = 60\nfor_s = 60\nkeyframes", "for_s 60 must be shorter than every"),
+        ("keyframes", "every_s = 0\nfor_s = 8\nkeyframes", "#1: every_s must be a positive number"),
+        ("keyframes", 'every_s = "2m"\nfor_s = 8\nkeyframes', "every_s must be a positive number"),
+        ("keyframes", "every_s = 60\nfor_s = -1\nkeyframes", "for_s must be a positive number"),
+    ],
+)
+def test_a_truth_or_a_period_that_cannot_be_meant_is_refused(tmp_path, old, new, says):
+    assert says in refusal(write(tmp_path, "odd", TINY.replace(old, new, 1)))
+
+
+def test_expectations_combine_and_a_single_one_stays_allowed(tmp_path):
+    both = TINY.replace("sev = 2", 'sev = 2\nexpect = ["page", "gap"]')
+    truth = Scenario.from_file(write(tmp_path, "both", both)).truth
+    assert truth.expects == ("page", "gap") and truth.expect == "page"
+    one = TINY.replace("sev = 2", 'sev = 2\nexpect = "warning"')
+    assert Scenario.from_file(write(tmp_path, "one", one)).truth.expects == ("warning",)
+
+
+def test_a_root_cause_must_be_a_component_of_the_topology(tmp_path, topology):
+    typo = write(tmp_path, "a", TINY.replace('"music-svc"\n', '"redis-session"\n'))
+    assert refusal(typo, topology).endswith(
+        "truth.root_cause 'redis-session' is not a component of the topology;"
+        " did you mean 'redis-sessions'?"
+    )
+    second = write(tmp_path, "b", TINY.replace('"music-svc"\n', '["music-svc", "postgre"]\n'))
+    assert "truth.root_cause 'postgre' is not a component" in refusal(second, topology)
+    pod = write(tmp_path, "c", TINY.replace('"music-svc"\n', '"music-svc/pod-01"\n'))
+    assert "truth.root_cause 'music-svc/pod-01' is not a component" in refusal(pod, topology)
+    assert Scenario.from_file(typo).truth.root_cause == "redis-session"  # no topology: no check
+
+
+def test_a_pool_is_driven_only_where_the_topology_declares_one(tmp_path, topology):
+    pool = TINY.replace('"music-svc*"', '"postgres"').replace("error_rate", "pool_used_ratio")
+    assert Scenario.from_file(write(tmp_path, "a", pool), topology).effects
+    lacking = write(tmp_path, "b", TINY.replace("error_rate", "pool_used_ratio"))
+    assert "#1: 'music-svc' has no 'pool_used_ratio': only entities whose topology" in refusal(
+        lacking, topology
+    )
