@@ -8,8 +8,8 @@ What counts (detection itself is defined once, in :mod:`bench.detection`):
   first exhaustion or creep warning on its root cause after fault start; any
   incident is a false page;
 - decoys and monitoring gaps must not page: every incident is a false page;
-  a gap scenario is right when a telemetry gap is reported on an affected
-  component within ``GAP_TOLERANCE_S`` of the truth's start;
+  a gap scenario is right when a telemetry gap is reported on the root cause
+  or an affected component within ``GAP_TOLERANCE_S`` of the truth's start;
 - several expectations (``expect = ["page", "gap"]``) are each checked: the
   fault is detected once all of them are, at the last of their times.
 
@@ -147,12 +147,14 @@ def _warning(result: Replay, topology: Topology, gaps: list[dict[str, Any]]) -> 
 
 
 def _gap(result: Replay, topology: Topology, gaps: list[dict[str, Any]]) -> dict[str, Any]:
-    """A telemetry gap expected: on an affected component, from about fault start."""
-    fault = result.scenario.truth.fault_start
+    """A telemetry gap expected: on the root cause or an affected component,
+    from about fault start."""
+    truth = result.scenario.truth
+    fault = truth.fault_start
     right = [
         g
         for g in gaps
-        if g["component"] in result.scenario.truth.affected
+        if g["component"] in (*truth.root_causes, *truth.affected)
         and fault is not None
         and abs(g["start"] - fault) <= GAP_TOLERANCE_S
     ]
