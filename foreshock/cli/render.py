@@ -182,9 +182,9 @@ def scenarios_table(scenarios: Mapping[str, Scenario]) -> Table:
         begins = datetime.fromtimestamp(sc.start, UTC)
         span = f"{begins:%Y-%m-%d %H:%M} +{(sc.end - sc.start) / 3600:.1f} h"
         t = sc.truth
-        table.add_row(
-            sc.name, span, t.root_cause or "-", f"SEV-{t.sev}" if t.sev else "-", sc.description
-        )
+        causes = " or ".join(t.root_causes) or "-"
+        sevs = " → ".join(f"SEV-{s}" for s in t.sev_path) or "-"
+        table.add_row(sc.name, span, causes, sevs, sc.description)
     return table
 
 
