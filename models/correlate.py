@@ -8,15 +8,19 @@ The rules, in the order ``CorrelateStage`` applies them each window:
   persists.
 - **Corroboration** (:func:`corroborated`): a component's evidence counts
   only if it speaks for the component, not for one of its instances.
-- **Root cause** (:func:`rank_root_causes`): anomalies laid onto the
-  dependency graph; the probable root cause is the anomalous component that
-  explains the most of the others and has no anomalous dependency of its own.
-- **Blast radius** (:func:`blast_radius`): its anomalous dependents.
+- **Root cause** (:func:`rank_root_causes`): anomalies, silences and recent
+  change events laid onto the dependency graph, with the direction evidence
+  travels (errors to callers, lost traffic to what is behind). The probable
+  root cause is the failing component that explains the most of the others
+  and has no failing dependency of its own, unless a change to a component
+  shortly before its symptoms names it first. Each candidate carries its
+  score and reasons.
+- **Blast radius** (:func:`blast_radius`): what the root cause explains.
 
-A telemetry gap is kept apart from the evidence: it is never an outage by
-itself. Announced maintenance (``config.maintenance``) is honoured:
-announced components do not page and are not named root cause while their
-window runs.
+A telemetry gap is never an outage by itself; a component gone silent while
+its callers fail is a candidate, and the incident lists the gaps inside it.
+Announced maintenance (``config.maintenance``) is honoured: announced
+components do not page and are not named root cause while their window runs.
 """
 
 from __future__ import annotations
@@ -128,7 +132,7 @@ def rank_root_causes(
             continue
         explains = blast_radius(topology, node, onsets, starved)
         shown = tuple(sorted(evidence.get(node, ()), key=str))
-        reasons = _reasons(topology, node, onset, first, explains, shown, starved, evidence)
+        reasons = _reasons(node, onset, first, explains, shown, starved, evidence)
         if change is not None:
             ahead = onset - change.time
             before = f"{ahead:.0f} s" if ahead < 120 else f"{ahead / 60:.0f} min"
@@ -153,7 +157,6 @@ def rank_root_causes(
 
 
 def _reasons(
-    topology: Topology,
     node: str,
     onset: float,
     first: float,
