@@ -23,10 +23,10 @@ def test_every_shipped_scenario_says_what_is_expected(scenarios):
     assert kinds == {"fault", "decoy", "gap"}
     assert len(scenarios) >= 14
     for s in scenarios.values():
-        if s.truth.expect == "page":
+        if "page" in s.truth.expects:
             assert s.truth.sev and s.truth.root_cause and s.truth.fault_start, s.name
             assert s.truth.impact_start is not None, s.name
-        if s.truth.expect == "warning":
+        if s.truth.expects == ("warning",):
             assert s.truth.root_cause and s.truth.sev is None, s.name
         if s.truth.kind == "gap":
             assert s.gaps and s.truth.affected, s.name

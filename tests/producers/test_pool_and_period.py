@@ -68,14 +68,18 @@ def test_only_entities_that_declare_a_pool_send_it(topology, business):
             pools.setdefault(msg.entity, []).extend(msg.metrics["pool_used_ratio"])
         elif msg.family == "pods":
             assert len(msg.metrics) == 5  # a pods message without the column is whole
-    assert set(pools) == {"postgres", "mongodb"}
+    declared = {
+        e
+        for node in topology.nodes.values()
+        if "pool_used_ratio" in node.baseline
+        for e in node.entities
+    }
+    assert {"postgres", "mongodb", "mongodb/eu-west"} <= declared
+    assert set(pools) == declared
     assert abs(np.mean(pools["postgres"]) - 0.35) < 0.03
     assert abs(np.mean(pools["mongodb"]) - 0.30) < 0.03
     assert sim.series_count == sum(len(e.series) for e in sim.entities)
-    assert [e.name for e in sim.entities if "pool_used_ratio" in e.series] == [
-        "postgres",
-        "mongodb",
-    ]
+    assert {e.name for e in sim.entities if "pool_used_ratio" in e.series} == declared
 
 
 def test_a_declared_pool_leaves_every_other_series_as_it_was(business):
