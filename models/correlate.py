@@ -69,10 +69,15 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun if n == 1 else plural}"
 
 
-def _traffic_only(evidence: Iterable[Evidence]) -> bool:
-    """Whether a component shows nothing but traffic that fell or rose."""
-    kinds = [ev.kind for ev in evidence]
-    return bool(kinds) and all(k.traffic for k in kinds)
+def _failing(topology: Topology, node: str, evidence: Iterable[Evidence]) -> bool:
+    """Whether a component shows itself failing, not only its traffic falling
+    or rising. Where the component reports its own aggregate series, one
+    instance's lone anomaly (a pod's latency blip in a large fleet) is that
+    instance's, not the component's: its failures must be corroborated."""
+    failures = [ev for ev in evidence if not ev.kind.traffic]
+    if not failures:
+        return False
+    return node not in topology.nodes[node].entities or corroborated(topology, node, failures)
 
 
 def blast_radius(
@@ -112,13 +117,14 @@ def rank_root_causes(
     ``onsets`` maps each anomalous (or silent) component to its earliest
     active evidence. Errors, latency, exhaustion and silence travel to the
     callers of a failing component; traffic that falls or rises behind it is
-    its symptom, never a cause (unless nothing else is wrong). A suspect with
+    its symptom, never a cause (unless nothing else is wrong), and so is one
+    instance's lone blip where the component has its own series. A suspect with
     a failing dependency is only a victim, unless it was changed shortly
     before its symptoms. A change shortly before them leads the ranking;
     then the suspect explaining the most components; then the first to go
     wrong.
     """
-    starved = {n for n in onsets if _traffic_only(evidence.get(n, ()))}
+    starved = {n for n in onsets if evidence.get(n) and not _failing(topology, n, evidence[n])}
     # Traffic alone names a cause only when nothing else is wrong.
     failing = (set(onsets) - starved) or set(onsets)
     first = min(onsets.values(), default=0.0)

@@ -216,6 +216,28 @@ def test_traffic_lost_behind_a_failing_edge_is_its_symptom_not_a_cause(topology)
     assert lb.score == 1.0
 
 
+def test_one_pods_lone_blip_while_traffic_falls_does_not_make_its_service_a_cause(topology):
+    # The edge push again; one user-svc pod's latency blips meanwhile (seen
+    # first), its service's own series show only the traffic lost.
+    blip = Evidence("user-svc/pod-14", "p99_latency_ms")
+    pods = [drop(f"user-svc/pod-{n:02}") for n in range(1, 25)]
+    evidence = {
+        "lb": [Evidence("lb/us-east", "error_rate"), Evidence("lb/eu-west", "error_rate")],
+        "logins": [Evidence("logins/us-east/mobile", "success_ratio")],
+        "api-gateway": [drop("api-gateway")],
+        "user-svc": [drop("user-svc"), blip, *pods],
+        "postgres": [drop("postgres")],
+    }
+    onsets = dict.fromkeys(evidence, 110.0) | {"user-svc": 100.0}
+    assert [s.node for s in rank_root_causes(topology, onsets, evidence)] == ["lb"]
+    # The same blip with the service's own error rate up is the service's.
+    evidence["user-svc"].append(Evidence("user-svc", "error_rate"))
+    assert rank_root_causes(topology, onsets, evidence)[0].node == "user-svc"
+    # So is a pod failing on two counts at once, where nothing else fails.
+    lone = {"user-svc": [blip, Evidence("user-svc/pod-14", "error_rate"), *pods]}
+    assert [s.node for s in rank_root_causes(topology, {"user-svc": 100.0}, lone)] == ["user-svc"]
+
+
 def test_traffic_alone_names_a_cause_only_when_nothing_fails(topology):
     evidence = {"api-gateway": [drop("api-gateway")], "user-svc": [drop("user-svc")]}
     onsets = {"api-gateway": 100.0, "user-svc": 105.0}
