@@ -1,5 +1,5 @@
 """``foreshock bench``: the scenario benchmark, and its subcommands ``kafka``,
-``soak`` and ``nab``. Figures and ratios, never pass/fail."""
+``memory``, ``soak`` and ``nab``. Figures and ratios, never pass/fail."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from foreshock.cli.common import (
 )
 from foreshock.cli.render import (
     kafka_table,
+    memory_table,
     nab_compare_table,
     nab_table,
     progress_bar,
@@ -123,6 +124,24 @@ def kafka(
         typer.echo(orjson.dumps(result).decode())
         return
     console.print(kafka_table(result, f"bench kafka: {sc.name}, seed {seed}", lag_speed))
+
+
+@app.command()
+def memory(
+    series: Annotated[int, typer.Option(min=10, help="series in the larger world")] = 100_000,
+    json: Json = False,
+) -> None:
+    """Bytes of model state per series: the detection stage's snapshot and the
+    growth of resident memory, for a world of SERIES series and one a tenth
+    its size, each fed past its warm-up in a fresh process."""
+    from bench.memory import measure
+
+    with console.status(f"feeding {series // 10:,} then {series:,} series…"):
+        result = measure(series)
+    if json:
+        typer.echo(orjson.dumps(result).decode())
+        return
+    console.print(memory_table(result))
 
 
 @app.command()

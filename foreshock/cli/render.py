@@ -231,6 +231,32 @@ def kafka_table(result: Mapping[str, Any], title: str, lag_speed: float) -> Tabl
     return table
 
 
+def memory_table(result: Mapping[str, Any]) -> Table:
+    """``bench memory``: state per series, at two sizes and at the margin."""
+    table = Table(
+        "series",
+        "windows",
+        "snapshot",
+        "per series",
+        "RSS growth",
+        "per series",
+        "wall",
+        title="bench memory: model state per series",
+    )
+    for run in result["runs"]:
+        table.add_row(
+            f"{run['series']:,}",
+            str(run["windows"]),
+            f"{run['snapshot_bytes'] / 1e6:,.1f} MB",
+            f"{run['snapshot_per_series']:,} B",
+            f"{run['rss_growth_bytes'] / 1e6:,.1f} MB",
+            f"{run['rss_per_series']:,} B",
+            f"{run['wall_s']:.1f} s",
+        )
+    table.caption = f"resident memory per series added: {result['rss_marginal_per_series']:,} B"
+    return table
+
+
 def soak_trends_table(result: Mapping[str, Any]) -> Table:
     """``bench soak``: first, last and slope of each figure."""
     table = Table("figure", "first", "last", "slope per minute", title="bench soak: trends")

@@ -1,0 +1,119 @@
+"""``foreshock bench memory``: what the models hold per series.
+
+A world of ``series`` series (pods, each sending its five series) is fed
+window by window through one detection stage, as a worker's partition would
+be, until every model is past its warm-up. Two figures per series:
+
+- **snapshot**: the bytes of the stage's snapshot, what a worker checkpoints
+  and a restarted one reads back;
+- **resident memory**: the growth of this process's RSS from before the
+  stage was built to after it was fed, garbage collected both times. It
+  includes everything the stage keeps: detectors, forecasts, creep watches,
+  the open windows' sums, and the indexes over them.
+
+The same is measured for a world a tenth the size in the same run, so that
+a fixed cost (the interpreter, the libraries) is not mistaken for a cost per
+series: the growth between the two sizes is the marginal cost. Each size runs
+in a fresh process, so that memory one freed is not counted in the other.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import psutil
+
+from models.config import PipelineConfig
+from models.detect_stage import DetectStage
+from models.schema import WIRE_METRICS, Telemetry
+from models.topology import Topology
+
+START = 1_700_000_000.0  # event time of the first window
+PER_POD = 5  # the series a pod without a connection pool sends
+_DRAWN = {  # pods' series: typical level and noise, in their units
+    "request_rate": (1000.0, 20.0),
+    "error_rate": (0.005, 0.001),
+    "p99_latency_ms": (100.0, 8.0),
+    "restarts": (0.0, 0.0),
+    "ready_ratio": (1.0, 0.0),
+}
+
+
+@dataclass(frozen=True)
+class Footprint:
+    series: int
+    windows: int  # fed to every series
+    snapshot_bytes: int
+    rss_growth_bytes: int
+    wall_s: float
+
+    @property
+    def snapshot_per_series(self) -> float:
+        return self.snapshot_bytes / self.series
+
+    @property
+    def rss_per_series(self) -> float:
+        return self.rss_growth_bytes / self.series
+
+
+def world(pods: int) -> Topology:
+    """One service of ``pods`` pods, nothing else."""
+    width = len(str(pods))
+    entities = f"svc/pod-{{{'1'.zfill(width)}..{pods}}}"
+    return Topology.from_dict({"nodes": {"svc": {"family": "pods", "entities": [entities]}}})
+
+
+def footprint(series: int, windows: int | None = None, seed: int = 1) -> Footprint:
+    """Feed ``series`` series (rounded up to whole pods) for ``windows``
+    windows (default: the warm-up and as many again) and measure."""
+    assert set(_DRAWN) <= set(WIRE_METRICS["pods"])
+    pods = -(-series // PER_POD)
+    topology = world(pods)
+    config = PipelineConfig()
+    windows = windows or 2 * config.warm_up_windows
+    rng = np.random.default_rng(seed)
+    process = psutil.Process()
+    gc.collect()
+    before = process.memory_info().rss
+    began = time.perf_counter()
+    stage = DetectStage(topology, config)
+    names = sorted(topology.family_of)
+    for w in range(windows + 1):  # the last window's data closes the one before
+        at = START + w * config.window_s
+        drawn = {
+            m: (mu + sd * rng.standard_normal(pods)).clip(0).tolist()
+            for m, (mu, sd) in _DRAWN.items()
+        }
+        for i, entity in enumerate(names):
+            columns = {m: [values[i]] for m, values in drawn.items()}
+            outcome = stage.process(Telemetry("pods", entity, at + 1.0, [at], columns))
+            if not isinstance(outcome, list):
+                raise RuntimeError(f"the world's own telemetry was refused: {outcome}")
+    wall = time.perf_counter() - began
+    gc.collect()
+    grown = process.memory_info().rss - before
+    snapshot = len(stage.snapshot())
+    return Footprint(pods * PER_POD, windows, snapshot, grown, round(wall, 2))
+
+
+def measure(series: int) -> dict[str, object]:
+    """A tenth of the world, then the whole of it, each in a fresh process."""
+    sizes = (max(PER_POD, series // 10), series)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn, max_tasks_per_child=1) as pool:
+        small, large = (pool.submit(footprint, n).result() for n in sizes)
+    marginal = (large.rss_growth_bytes - small.rss_growth_bytes) / (large.series - small.series)
+    rows = [asdict(f) | _per_series(f) for f in (small, large)]
+    return {"runs": rows, "rss_marginal_per_series": round(marginal)}
+
+
+def _per_series(f: Footprint) -> dict[str, float]:
+    return {
+        "snapshot_per_series": round(f.snapshot_per_series),
+        "rss_per_series": round(f.rss_per_series),
+    }

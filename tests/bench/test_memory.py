@@ -1,0 +1,33 @@
+"""``foreshock bench memory``: state per series, measured on worlds that learnt."""
+
+from __future__ import annotations
+
+import orjson
+from typer.testing import CliRunner
+
+from bench.memory import PER_POD, footprint, world
+from foreshock.cli import app
+
+
+def test_the_world_has_the_pods_asked_for():
+    topology = world(12)
+    assert sorted(topology.family_of) == [f"svc/pod-{n:02}" for n in range(1, 13)]
+
+
+def test_state_grows_with_the_series_and_every_series_is_in_the_snapshot():
+    small, large = footprint(10 * PER_POD, windows=40), footprint(20 * PER_POD, windows=40)
+    assert (small.series, large.series) == (50, 100)
+    # Past the warm-up every series holds its detector's state: twice the
+    # series, about twice the bytes (the stage's own fields are few).
+    assert 1.9 < large.snapshot_bytes / small.snapshot_bytes < 2.1
+    assert 300 < large.snapshot_per_series < 5_000
+    assert large.rss_growth_bytes > 0
+
+
+def test_the_command_prints_both_sizes_and_the_margin():
+    result = CliRunner().invoke(app, ["bench", "memory", "--series", "200", "--json"])
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.output)
+    assert [run["series"] for run in report["runs"]] == [20, 200]
+    assert all(run["snapshot_per_series"] > 0 for run in report["runs"])
+    assert isinstance(report["rss_marginal_per_series"], int)
