@@ -34,7 +34,6 @@ from models.schema import WIRE_METRICS, Telemetry
 from models.topology import Topology
 
 START = 1_700_000_000.0  # event time of the first window
-PER_POD = 5  # the series a pod without a connection pool sends
 _DRAWN = {  # pods' series: typical level and noise, in their units
     "request_rate": (1000.0, 20.0),
     "error_rate": (0.005, 0.001),
@@ -42,6 +41,8 @@ _DRAWN = {  # pods' series: typical level and noise, in their units
     "restarts": (0.0, 0.0),
     "ready_ratio": (1.0, 0.0),
 }
+assert set(_DRAWN) <= set(WIRE_METRICS["pods"])
+PER_POD = len(_DRAWN)  # the series a pod without a connection pool sends
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,6 @@ def world(pods: int) -> Topology:
 def footprint(series: int, windows: int | None = None, seed: int = 1) -> Footprint:
     """Feed ``series`` series (rounded up to whole pods) for ``windows``
     windows (default: the warm-up and as many again) and measure."""
-    assert set(_DRAWN) <= set(WIRE_METRICS["pods"])
     pods = -(-series // PER_POD)
     topology = world(pods)
     config = PipelineConfig()
@@ -101,12 +101,16 @@ def footprint(series: int, windows: int | None = None, seed: int = 1) -> Footpri
     return Footprint(pods * PER_POD, windows, snapshot, grown, round(wall, 2))
 
 
+def sizes(series: int) -> tuple[int, int]:
+    """The two worlds measured: a tenth of ``series`` (at least one pod), and all of it."""
+    return max(PER_POD, series // 10), series
+
+
 def measure(series: int) -> dict[str, object]:
     """A tenth of the world, then the whole of it, each in a fresh process."""
-    sizes = (max(PER_POD, series // 10), series)
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn, max_tasks_per_child=1) as pool:
-        small, large = (pool.submit(footprint, n).result() for n in sizes)
+        small, large = (pool.submit(footprint, n).result() for n in sizes(series))
     marginal = (large.rss_growth_bytes - small.rss_growth_bytes) / (large.series - small.series)
     rows = [asdict(f) | _per_series(f) for f in (small, large)]
     return {"runs": rows, "rss_marginal_per_series": round(marginal)}

@@ -134,9 +134,10 @@ def memory(
     """Bytes of model state per series: the detection stage's snapshot and the
     growth of resident memory, for a world of SERIES series and one a tenth
     its size, each fed past its warm-up in a fresh process."""
-    from bench.memory import measure
+    from bench.memory import measure, sizes
 
-    with console.status(f"feeding {series // 10:,} then {series:,} series…"):
+    small, large = sizes(series)
+    with console.status(f"feeding {small:,} then {large:,} series…"):
         result = measure(series)
     if json:
         typer.echo(orjson.dumps(result).decode())
