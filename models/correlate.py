@@ -398,9 +398,11 @@ class CorrelateStage(Snapshotted):
             self.progress.setdefault(source, float("-inf"))
 
     def retire(self, source: str) -> list[IncidentEvent]:
-        """Stop waiting for a source that has gone quiet."""
+        """Stop waiting for a source that has gone quiet. Once every source
+        has, the windows still waiting are correlated: nobody is left to
+        complete them, and their reports would otherwise wait for ever."""
         self.progress.pop(source, None)
-        return self._drain()
+        return self._drain(None if self.progress else float("inf"))
 
     def finish(self) -> list[IncidentEvent]:
         """Correlate every window still waiting: the end of a finite stream."""

@@ -162,8 +162,15 @@ class Namespace:
         return next(pair for tp, pair in offsets.items() if tp.partition == int(partition))
 
     def wait_for(
-        self, what: str, found: Callable[[], Any], timeout_s: float, workers: list[WorkerProcess]
+        self,
+        what: str,
+        found: Callable[[], Any],
+        timeout_s: float,
+        workers: list[WorkerProcess],
+        still: Callable[[], str] | None = None,
     ) -> Any:
+        """``found()`` once true; on time-out, fail with what ``still``
+        says is missing and the workers' last log lines."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             result = found()
@@ -173,7 +180,10 @@ class Namespace:
                 assert w.alive, f"{w.log.name} exited early:\n{w.tail()}"
             time.sleep(2)
         tails = "\n".join(f"--- {w.log.name}\n{w.tail()}" for w in workers)
-        raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}\n{tails}")
+        missing = f" ({still()})" if still is not None else ""
+        raise AssertionError(
+            f"timed out after {timeout_s:.0f} s waiting for {what}{missing}\n{tails}"
+        )
 
 
 async def read_all(settings: Settings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:

@@ -93,9 +93,14 @@ def offsets(
     return asyncio.run(kafka.group_offsets(ns.settings, ns.settings.app_id, names))
 
 
-def all_committed(ns: Namespace) -> bool:
+def behind(ns: Namespace) -> str:
+    """The partitions whose committed offset is short of their end, if any."""
     everything = [*telemetry_topics(ns), ns.topic(kafka.WINDOWS)]
-    return all(done == end for done, end in offsets(ns, everything).values())
+    return ", ".join(
+        f"{kafka.partition_name(tp.topic, tp.partition)} {done}/{end}"
+        for tp, (done, end) in sorted(offsets(ns, everything).items())
+        if done != end
+    )
 
 
 def snapshots(ns: Namespace, topology) -> dict[str, tuple[int, DetectStage]]:
@@ -133,7 +138,11 @@ def settle_and_account(
         workers,
     )
     ns.wait_for(
-        "the committed offsets to reach the end", lambda: all_committed(ns), SETTLE_S, workers
+        "the committed offsets to reach the end",
+        lambda: not behind(ns),
+        SETTLE_S,
+        workers,
+        still=lambda: f"committed/end: {behind(ns)}",
     )
 
     seen = outcome(ns, truth.impact_start)

@@ -396,3 +396,21 @@ def test_a_river_detector_chosen_for_a_family_runs_the_same_path(business_data, 
 def test_an_unknown_detector_name_is_refused_with_the_names_there_are():
     with pytest.raises(ValueError, match=r"no detector river-typo; registered: .*surprise"):
         PipelineConfig(detectors=(("redis", "river-typo"),))
+
+
+def test_once_every_source_has_gone_quiet_the_windows_still_waiting_are_correlated(
+    business_data,
+):
+    """The last source to go quiet had decided fewer windows than another:
+    the windows only the other reported are correlated when it is retired,
+    not left waiting (their reports never acknowledged) for ever."""
+    topology = Topology.from_dict(WORLD)
+    stage = CorrelateStage(topology, Business.from_dict(business_data), PipelineConfig())
+    stage.expect(["p0", "p1"])
+    for start in (T0, T0 + 10):
+        stage.add(WindowReport("p0", start, start + 15, (), {}))
+    stage.add(WindowReport("p1", T0, T0 + 15, (), {}))
+    stage.retire("p0")
+    assert stage.correlated_until == T0 and T0 + 10 in stage.pending
+    stage.retire("p1")
+    assert stage.correlated_until == T0 + 10 and not stage.pending
