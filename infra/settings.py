@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # some metrics or families, e.g. FORESHOCK_DETECTORS='{"redis": "river-sad"}'.
     detector: str = "surprise"
     detectors: dict[str, str] = {}
+    # The surprise detectors of a window are stepped together, as arrays;
+    # false runs one monitor per series instead (the same decisions, slower).
+    vectorised: bool = True
 
     # Kafka: where, and how to authenticate. Secrets never reach logs or output.
     kafka_bootstrap: str = "localhost:9092"
@@ -94,6 +97,7 @@ class Settings(BaseSettings):
             return PipelineConfig(
                 detector=self.detector,
                 detectors=tuple(self.detectors.items()),
+                vectorised=self.vectorised,
                 maintenance=maintenance,
             )
         except ValueError as exc:  # a detector name that is not registered

@@ -3,6 +3,7 @@
 from models.config import PipelineConfig
 from models.correlate import CorrelateStage, blast_radius, rank_root_causes
 from models.detect import Anomaly, SeriesMonitor
+from models.detect_bank import SurpriseBank
 from models.detect_stage import DetectStage
 from models.detectors import DETECTORS, Detector, SurpriseDetector
 from models.evidence import Evidence, EvidenceKind, Suspect
@@ -60,6 +61,7 @@ __all__ = [
     "SeriesMonitor",
     "SeverityPolicy",
     "Status",
+    "SurpriseBank",
     "SurpriseDetector",
     "Suspect",
     "Telemetry",

@@ -17,6 +17,10 @@ class PipelineConfig:
     # Another detector for some metrics or families: (metric or family, detector)
     # pairs; a metric's entry wins over its family's.
     detectors: tuple[tuple[str, str], ...] = ()
+    # Step the surprise detectors of a window together, as arrays
+    # (models/detect_bank.py); False runs one SeriesMonitor per series, with
+    # the same decisions, slower (for comparing the two).
+    vectorised: bool = True
     enter: float = 6.0  # anomaly score that starts an anomaly
     leave: float = 3.0  # ... and under which it calms down
     clear_windows: int = 3

@@ -111,6 +111,16 @@ class SeriesMonitor:
         self._held = 0
         self._first = 0.0
 
+    @property
+    def detector_name(self) -> str:
+        """The detector's name in ``models.detectors.DETECTORS``."""
+        return self._detector
+
+    @property
+    def baseline(self) -> float:
+        """The level the series is expected at."""
+        return self.detector.baseline
+
     def _harm(self, surprise: float, z: float) -> float:
         """The surprise, if it points in the harmful direction."""
         bad = self.spec.bad

@@ -2,7 +2,9 @@
 one source (all telemetry in the embedded engine, one topic partition in the
 Faust app). It reports each decided window to correlation.
 
-Per series it runs a :class:`~models.detect.SeriesMonitor` (anomalies), and
+Per series it runs a :class:`~models.detect.SeriesMonitor` (anomalies; the
+surprise detector's series share one :class:`~models.detect_bank.SurpriseBank`,
+which steps them all at once with the same decisions), and
 where the metric calls for them an :class:`~models.trend.ExhaustionWatch`
 (a bounded resource running out) and a :class:`~models.trend.CreepWatch` (a
 slow drift from the long-run baseline); per entity a
@@ -15,8 +17,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from models.config import PipelineConfig
 from models.detect import Anomaly, SeriesMonitor
+from models.detect_bank import BankedMonitor, SurpriseBank
+from models.detectors.surprise import SurpriseDetector
 from models.evidence import Evidence, EvidenceKind
 from models.gaps import GapWatch, TelemetryGap
 from models.report import LatePoints, Note, WindowReport
@@ -41,6 +47,7 @@ from models.window import ClosedWindow, SeriesKey, Windower
 # Series watched for slow drifts besides the user-facing ones.
 CREEP_METRICS = frozenset({"p99_latency_ms", "latency_ms"})
 
+Monitor = SeriesMonitor | BankedMonitor
 Detected = Anomaly | ExhaustionWarning | CreepWarning | TelemetryGap | LatePoints | WindowReport
 
 # A batch's identity: entity, cut time, first and last timestamp, size, columns.
@@ -104,7 +111,8 @@ class DetectStage(Snapshotted):
         self.config = cfg = config or PipelineConfig()
         self.source = source
         self.windows = Windower(cfg.window_s, cfg.lateness_s)
-        self.monitors: dict[SeriesKey, SeriesMonitor] = {}
+        self.monitors: dict[SeriesKey, Monitor] = {}
+        self.bank: SurpriseBank | None = None  # the series it can hold (see _keep)
         self.watches: dict[SeriesKey, ExhaustionWatch] = {}
         self.creeps: dict[SeriesKey, CreepWatch] = {}
         self.gaps = GapWatch(cfg.window_s, cfg.gap_after_s)
@@ -160,10 +168,10 @@ class DetectStage(Snapshotted):
             "warm_up": cfg.creep_warm_up_windows,
         }
 
-    def _monitor(self, key: SeriesKey) -> SeriesMonitor:
+    def _monitor(self, key: SeriesKey) -> Monitor:
         entity, metric = key
         spec = self._spec(key)
-        mon = self.monitors[key] = SeriesMonitor(entity, spec, **self._monitor_settings(key))
+        mon = self._keep(key, SeriesMonitor(entity, spec, **self._monitor_settings(key)))
         watch = self._watch_settings(spec)
         if watch is not None:
             self.watches[key] = ExhaustionWatch(entity, metric, **watch)
@@ -171,6 +179,23 @@ class DetectStage(Snapshotted):
         if creep is not None:
             self.creeps[key] = CreepWatch(entity, metric, **creep)
         return mon
+
+    def _keep(self, key: SeriesKey, mon: SeriesMonitor) -> Monitor:
+        """Where a series' anomaly state lives: in the bank if it fits there,
+        else in its own monitor."""
+        kept: Monitor = mon
+        det = mon.detector
+        if (
+            self.config.vectorised
+            and isinstance(det, SurpriseDetector)
+            and SurpriseBank.supports(det)
+        ):
+            if self.bank is None:
+                self.bank = SurpriseBank(mon)
+            if self.bank.fits(mon):
+                kept = self.bank.add(mon)
+        self.monitors[key] = kept
+        return kept
 
     # ------------------------------------------------------------ state
 
@@ -206,9 +231,10 @@ class DetectStage(Snapshotted):
         for (entity, metric), raw in pairs_of(as_dict, state["monitors"]).items():
             if entity in known:
                 key = (entity, metric)
-                stage.monitors[key] = SeriesMonitor.from_state(
+                mon = SeriesMonitor.from_state(
                     raw, entity, stage._spec(key), **stage._monitor_settings(key)
                 )
+                stage._keep(key, mon)
         for key, raw in pairs_of(as_dict, state["watches"]).items():
             watch = stage._watch_settings(stage._spec(key)) if key[0] in known else None
             if watch is not None:
@@ -297,15 +323,15 @@ class DetectStage(Snapshotted):
             events.append(event)
             notes.append(Note(evidence, onset, ended is None))
 
+        changes = self._anomalies(window)
         mid = (window.start + window.end) / 2
-        for key, value in window.values.items():
+        for i, (key, value) in enumerate(window.values.items()):
             entity, metric = key
-            mon = self.monitors.get(key) or self._monitor(key)
-            was = mon.active
-            change = mon.update(window.start, window.decided_at, value)
+            change = changes.get(i)
             if change is not None:
-                kind = _anomaly_kind(mon.spec, was or change)
-                found(change, Evidence(entity, metric, kind), change.onset, change.ended_at)
+                anomaly, started = change
+                kind = _anomaly_kind(self.monitors[key].spec, started)
+                found(anomaly, Evidence(entity, metric, kind), anomaly.onset, anomaly.ended_at)
             watch = self.watches.get(key)
             warning = watch.update(mid, value) if watch is not None else None
             if warning is not None:
@@ -328,6 +354,36 @@ class DetectStage(Snapshotted):
         )
         return events
 
+    def _anomalies(self, window: ClosedWindow) -> dict[int, tuple[Anomaly, Anomaly]]:
+        """Every series of the window judged: the anomalies that started or
+        ended, by the series' place in the window, each with the anomaly as
+        it started. The bank's series are gathered and stepped at once."""
+        changes: dict[int, tuple[Anomaly, Anomaly]] = {}
+        places: list[int] = []
+        rows: list[int] = []
+        values: list[float] = []
+        for i, (key, value) in enumerate(window.values.items()):
+            mon = self.monitors.get(key) or self._monitor(key)
+            if isinstance(mon, BankedMonitor):
+                places.append(i)
+                rows.append(mon.row)
+                values.append(value)
+                continue
+            was = mon.active
+            change = mon.update(window.start, window.decided_at, value)
+            if change is not None:
+                changes[i] = (change, was or change)
+        if self.bank is not None and rows:
+            stepped = self.bank.step(
+                np.array(rows, np.int64),
+                np.array(values, np.float64),
+                window.start,
+                window.decided_at,
+            )
+            for c in stepped:
+                changes[places[c.place]] = (c.anomaly, c.started)
+        return changes
+
     def _losses(self, window: ClosedWindow) -> dict[SeriesKey, float]:
         """Share of users failing, for each user-facing series hurting in this window."""
         losses: dict[SeriesKey, float] = {}
@@ -343,7 +399,7 @@ class DetectStage(Snapshotted):
                     last = stage.active
                     losses[key] = degradation(stage.spec, last.value, last.baseline)
             elif stage.active is not None:
-                losses[key] = degradation(stage.spec, seen, stage.detector.baseline)
+                losses[key] = degradation(stage.spec, seen, stage.baseline)
             elif drifting is not None and drifting.active is not None:
                 losses[key] = degradation(stage.spec, seen, drifting.level.baseline)
         return losses

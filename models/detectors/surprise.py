@@ -13,6 +13,10 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple, Self
 
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import erfc
+
 from models.detectors.base import Assessment, Detector, season_of_rows
 from models.schema import MetricSpec
 from models.snapshot import as_bool, as_float, as_int, as_list, list_of
@@ -20,7 +24,9 @@ from models.snapshot import as_bool, as_float, as_int, as_list, list_of
 _LN10 = math.log(10.0)
 _RSQRT2 = 1.0 / math.sqrt(2.0)
 _SQRT_HALF_PI = math.sqrt(math.pi / 2.0)
-_MAD_TO_SD = math.sqrt(math.pi / 2.0)  # Gaussian sigma from the mean absolute deviation
+MAD_TO_SD = math.sqrt(math.pi / 2.0)  # Gaussian sigma from the mean absolute deviation
+
+Floats = NDArray[np.float64]
 
 
 def tail_surprise(z: float) -> float:
@@ -45,6 +51,107 @@ def poisson_surprise(k: float, lam: float) -> float:
     if k <= lam:
         return 0.0
     return (k * math.log(k / lam) - k + lam) / _LN10
+
+
+# The same two over arrays. numpy's and scipy's erfc and logarithms may round
+# differently from the math module's in the last bits: these are estimates,
+# within a few units in the last place, for a caller that settles close calls
+# with the functions above (models/detect_bank.py).
+
+
+def tail_surprises(z: Floats) -> Floats:
+    """:func:`tail_surprise` of each of ``z``, to within rounding.
+
+    >>> z = np.array([0.5, 1.959964, -3.0, 40.0])
+    >>> np.allclose(tail_surprises(z), [tail_surprise(v) for v in z], rtol=1e-14, atol=0)
+    True
+    """
+    a = np.abs(z)
+    with np.errstate(all="ignore"):  # each branch is computed everywhere, kept where it holds
+        near = -np.log10(np.maximum(erfc(a * _RSQRT2), 1e-300))
+        far = (a * a / 2.0) / _LN10 + np.log10(a * _SQRT_HALF_PI)
+    return np.where(a < 8.0, near, far)
+
+
+def poisson_surprises(k: NDArray[np.int64], lam: Floats) -> Floats:
+    """:func:`poisson_surprise` of each count and mean, to within rounding.
+
+    >>> poisson_surprises(np.array([1, 10]), np.array([2.0, 1.0])).round(2).tolist()
+    [0.0, 6.09]
+    """
+    kf = k.astype(np.float64)
+    with np.errstate(all="ignore"):
+        tail = (kf * np.log(kf / lam) - kf + lam) / _LN10
+    return np.where(kf <= lam, 0.0, tail)
+
+
+def routine_surprise(s: float, event: float) -> float:
+    """The surprise of an event the series has had before: under ``event``,
+    still ordered by size.
+
+    >>> routine_surprise(12.0, 5.0) < routine_surprise(30.0, 5.0) < 5.0
+    True
+    """
+    return event * (1.0 - 1.0 / (2.0 + math.log1p(s)))
+
+
+def recurs(
+    episodes: list[tuple[int, float]],
+    n: int,
+    az: float,
+    need: int,
+    *,
+    memory: int,
+    seasonal: bool | None = None,
+) -> bool:
+    """Whether ``need`` of the remembered ``episodes`` (last value, peak) within
+    ``memory`` values of ``n`` peaked at ``az`` or more; with ``seasonal`` set,
+    only those of that model count (a seasonal episode's peak is kept negative).
+
+    >>> recurs([(10, 4.0), (90, -7.0)], 100, 3.0, 2, memory=200)
+    True
+    >>> recurs([(10, 4.0), (90, -7.0)], 100, 3.0, 2, memory=200, seasonal=False)
+    False
+    """
+    for last, p in episodes:
+        if need <= 0:
+            break
+        if seasonal is not None and (p < 0) != seasonal:
+            continue  # like with like: a peak of the other model does not compare
+        if abs(p) >= az and n - last <= memory:
+            need -= 1
+    return need <= 0
+
+
+def add_event(
+    episodes: list[tuple[int, float]],
+    peak: float,
+    last: int,
+    n: int,
+    az: float,
+    *,
+    gap: int,
+    memory: int,
+    seasonal: bool = False,
+) -> float:
+    """Take an event of size ``az`` at value ``n`` into the open episode (its
+    ``peak`` so far, its ``last`` event); the new peak.
+
+    An open episode whose last event is more than ``gap`` values old is
+    closed first, into ``episodes`` (its peak negated if ``seasonal``), which
+    forgets those older than ``memory`` values.
+
+    >>> episodes = []
+    >>> add_event(episodes, 6.0, 10, 50, 8.0, gap=20, memory=2000), episodes
+    (8.0, [(10, 6.0)])
+    """
+    if n - last > gap:
+        if peak > 0:
+            episodes.append((last, -peak if seasonal else peak))
+        peak = 0.0
+    while episodes and n - episodes[0][0] > memory:
+        episodes.pop(0)
+    return max(peak, az)
 
 
 class SurpriseDetector(Detector):
@@ -229,7 +336,7 @@ class SurpriseDetector(Detector):
         return season_of_rows(step_s) | options
 
     def to_state(self) -> dict[str, Any]:
-        state = {name: getattr(self, name) for name, _ in _STATE}
+        state = {name: getattr(self, name) for name, _ in STATE_FIELDS}
         state["_episodes"] = [[last, peak] for last, peak in self._episodes]
         state["_ring"] = list(self._ring)
         state["_events"] = list(self._events)
@@ -239,7 +346,7 @@ class SurpriseDetector(Detector):
     @classmethod
     def from_state(cls, state: dict[str, Any], **params: Any) -> Self:
         det = cls(**params)
-        for name, read in _STATE:
+        for name, read in STATE_FIELDS:
             setattr(det, name, read(state[name]))
         episodes = (as_list(e, 2) for e in as_list(state["_episodes"]))
         det._episodes = [(as_int(last), as_float(peak)) for last, peak in episodes]
@@ -264,7 +371,7 @@ class SurpriseDetector(Detector):
         n = self._n
         m = self._level
         floor = max(self.floor, self.rel_floor * abs(m), self.step_floor * self._step, 1e-12)
-        scale = max(_MAD_TO_SD * self._mad, floor)
+        scale = max(MAD_TO_SD * self._mad, floor)
         lag = self._ring[n % self.period] if self._ring else math.nan
         if n == 0 or n < self.warm_up:
             e = _Evaluation(n, x, 0.0, 0.0, 0.0, False, scale, floor, lag, 0)
@@ -274,7 +381,7 @@ class SurpriseDetector(Detector):
         if self._ring:
             repeats = self._err_season < self.season_ratio * self._err_level
             if lag == lag and repeats and n > self.period + self.warm_up:
-                unit, kind = max(_MAD_TO_SD * self._season_mad, floor), 1
+                unit, kind = max(MAD_TO_SD * self._season_mad, floor), 1
                 z = (x - lag) / unit
         s = tail_surprise(z)
         if self.alpha_short > 0:
@@ -286,7 +393,7 @@ class SurpriseDetector(Detector):
                 unit, kind = scale * self._se_short, 0  # a shift is the level model's
         az, event = abs(z) * unit if self.recur_units else abs(z), s >= self.event
         if self.memory > 0 and event and self._routine(n, az, kind):
-            s = self.event * (1.0 - 1.0 / (2.0 + math.log1p(s)))
+            s = routine_surprise(s, self.event)
         if self.density_window > 0:
             s = max(s, self._density(event))
         e = self._memo = _Evaluation(n, x, s, z, az, event, scale, floor, lag, kind)
@@ -307,15 +414,8 @@ class SurpriseDetector(Detector):
         need = self.recur_k
         if n - self._episode_last > self.episode_gap and self._episode_peak >= az:
             need -= 1  # this event starts a new episode: the open one counts as past
-        seasonal = kind == 1
-        for last, p in self._episodes:
-            if need <= 0:
-                break
-            if self.recur_units and (p < 0) != seasonal:
-                continue  # like with like: a peak of the other model does not compare
-            if abs(p) >= az and n - last <= self.memory:
-                need -= 1
-        return need <= 0
+        seasonal = kind == 1 if self.recur_units else None
+        return recurs(self._episodes, n, az, need, memory=self.memory, seasonal=seasonal)
 
     def _density(self, event: bool) -> float:
         count = self._event_count + event - self._events[self._event_pos]
@@ -328,17 +428,18 @@ class SurpriseDetector(Detector):
     def _remember_event(self, e: _Evaluation) -> None:
         n, event = e.n, e.event
         if self.memory > 0 and event:
-            if n - self._episode_last > self.episode_gap:
-                if self._episode_peak > 0:
-                    seasonal = self.recur_units and self._episode_kind == 1
-                    peak = -self._episode_peak if seasonal else self._episode_peak
-                    self._episodes.append((self._episode_last, peak))
-                self._episode_peak = 0.0
-            self._episode_peak = max(self._episode_peak, e.az)
+            self._episode_peak = add_event(
+                self._episodes,
+                self._episode_peak,
+                self._episode_last,
+                n,
+                e.az,
+                gap=self.episode_gap,
+                memory=self.memory,
+                seasonal=self.recur_units and self._episode_kind == 1,
+            )
             self._episode_kind = e.kind
             self._episode_last = n
-            while self._episodes and n - self._episodes[0][0] > self.memory:
-                self._episodes.pop(0)
         if self.density_window > 0:
             pos = self._event_pos
             self._event_count += event - self._events[pos]
@@ -376,7 +477,7 @@ class SurpriseDetector(Detector):
                 # the seasonal model's typical error against the level model's
                 ae = abs(y - lag)
                 if self._season_mad > 0:
-                    ae = min(ae, self.clip * max(_MAD_TO_SD * self._season_mad, e.floor))
+                    ae = min(ae, self.clip * max(MAD_TO_SD * self._season_mad, e.floor))
                     self._season_mad += self.alpha * (ae - self._season_mad)
                 else:
                     self._season_mad = ae
@@ -415,7 +516,7 @@ class _Evaluation(NamedTuple):
 
 
 # The learned state, field by field, with how each is read back.
-_STATE: tuple[tuple[str, Any], ...] = (
+STATE_FIELDS: tuple[tuple[str, Any], ...] = (
     ("_n", as_int),
     ("_level", as_float),
     ("_mad", as_float),

@@ -9,6 +9,8 @@ import pytest
 
 from models.config import PipelineConfig
 from models.correlate import CorrelateStage
+from models.detect import Anomaly, SeriesMonitor
+from models.detect_bank import BankedMonitor
 from models.detect_stage import DetectStage, degradation
 from models.evidence import Evidence, EvidenceKind
 from models.impact import Business
@@ -189,17 +191,19 @@ def restored(pipeline: DetectionPipeline) -> DetectionPipeline:
     return twin
 
 
+def story(pipeline, start, end):
+    """Quiet until T0 + 900, then the database fails and users with it."""
+    faults = {"db_latency": 500.0, "api_errors": 0.6, "success": 0.1}
+    quiet = run(pipeline, start, min(end, T0 + 900))
+    return quiet + run(pipeline, max(start, T0 + 900), end, **faults)
+
+
 def test_a_pipeline_restored_from_a_snapshot_decides_exactly_as_one_never_stopped(business_data):
     """Learned baselines, open anomalies and the open incident all survive a
     snapshot: what a worker restoring its state relies on."""
 
     def fresh():
         return DetectionPipeline(Topology.from_dict(WORLD), Business.from_dict(business_data))
-
-    def story(pipeline, start, end):
-        faults = {"db_latency": 500.0, "api_errors": 0.6, "success": 0.1}
-        quiet = run(pipeline, start, min(end, T0 + 900))
-        return quiet + run(pipeline, max(start, T0 + 900), end, **faults)
 
     NOISE.seed(7)
     straight = story(fresh(), T0, T0 + 1500)
@@ -213,6 +217,39 @@ def test_a_pipeline_restored_from_a_snapshot_decides_exactly_as_one_never_stoppe
     after = story(again, T0 + 1000, T0 + 1500)
     assert before + after == straight
     assert any(isinstance(e, IncidentEvent) and e.kind == "opened" for e in before)
+
+
+def test_series_stepped_together_or_one_by_one_decide_and_snapshot_alike(business_data):
+    """The bank of surprise detectors and one monitor per series: the same
+    events, the same snapshot byte for byte, and a snapshot of either
+    restores into the other and goes on alike."""
+    topology = Topology.from_dict(WORLD)
+    stages = {}
+    for vectorised in (True, False):
+        NOISE.seed(7)
+        config = PipelineConfig(vectorised=vectorised)
+        stage = stages[vectorised] = DetectStage(topology, config)
+        events = story(stage, T0, T0 + 1100)
+        assert any(isinstance(e, Anomaly) and e.ended_at is None for e in events)
+        stages[vectorised, "events"] = events
+    banked, single = stages[True], stages[False]
+    assert stages[True, "events"] == stages[False, "events"]
+    assert banked.snapshot() == single.snapshot()
+    key = ("db", "p99_latency_ms")
+    assert isinstance(banked.monitors[key], BankedMonitor)
+    assert isinstance(single.monitors[key], SeriesMonitor)
+    assert banked.monitors[key].active == single.monitors[key].active is not None
+    crossed = {
+        "into the bank": DetectStage.restore(single.snapshot(), topology, banked.config),
+        "out of the bank": DetectStage.restore(banked.snapshot(), topology, single.config),
+    }
+    NOISE.seed(8)
+    after = story(single, T0 + 1100, T0 + 1500)
+    for way, stage in crossed.items():
+        assert stage.snapshot() == banked.snapshot(), way
+        NOISE.seed(8)
+        assert story(stage, T0 + 1100, T0 + 1500) == after, way
+        assert stage.snapshot() == single.snapshot(), way
 
 
 def test_a_fresh_stage_snapshots_its_infinities_and_restores_them():
