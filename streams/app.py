@@ -419,9 +419,7 @@ async def retire_idle_sources() -> None:
                 continue
             retired = []
             for idle in list(p.live.state.progress):
-                # One restored from a snapshot and never heard since is timed
-                # from when this worker first looked for it.
-                if now - heard.setdefault(idle, now) > IDLE_SOURCE_S:
+                if now - heard.get(idle, now) > IDLE_SOURCE_S:
                     log.warning(
                         "no window report from %s for %.0f s: not waiting for it",
                         idle,

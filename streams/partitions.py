@@ -195,13 +195,19 @@ class Partitions(Generic[S]):
         p.rewound = None
         return True
 
-    async def _seek(self, p: Partition[S], tp: Any, offset: int) -> None:
-        p.rewound = (tp, offset, time.monotonic())
+    async def _seek(self, p: Partition[S], tp: Any, wanted: int) -> None:
+        p.rewound = (tp, wanted, time.monotonic())
         # Faust took the jump for a compaction gap and counts the offsets in
         # it as acknowledged; acknowledged again once read, they would be
         # counted twice, and its committed offset would creep one at a time.
         consumer: Any = self.app.consumer
         consumer._gap.pop(tp, None)
+        # From the group's committed offset if that is lower: the messages
+        # between it and ``wanted`` are in the state already, but Faust
+        # commits past them only once they are read and acknowledged again
+        # (after a rebalance it forgets the acknowledgements it had).
+        committed = consumer._committed_offset.get(tp)
+        offset = wanted if committed is None else min(wanted, committed)
         # The Kafka client runs in the consumer's own thread, fetching while
         # the agent runs: a seek from here raced its fetcher (which failed
         # with KeyError, and stopped the worker). The seek is run in that
