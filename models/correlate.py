@@ -25,6 +25,7 @@ components do not page and are not named root cause while their window runs.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -271,6 +272,7 @@ class CorrelateStage(Snapshotted):
         )
         self.progress: dict[str, float] = {}  # source -> start of its latest window
         self.pending: dict[float, dict[str, WindowReport]] = {}  # window -> source -> report
+        self._pending_starts: list[float] = []  # the keys of ``pending``, as a heap
         self.correlated_until = float("-inf")  # start of the latest window correlated
         self.stale_reports = 0  # late, or delivered again
         # Active anomalies and warnings, grouped by component.
@@ -380,6 +382,8 @@ class CorrelateStage(Snapshotted):
         if report.start <= self.correlated_until:
             self.stale_reports += 1
             return []
+        if report.start not in self.pending:
+            heapq.heappush(self._pending_starts, report.start)
         self.pending.setdefault(report.start, {}).setdefault(report.source, report)
         return self._drain()
 
@@ -413,7 +417,10 @@ class CorrelateStage(Snapshotted):
         if until is None:
             until = min(self.progress.values(), default=float("-inf"))
         events: list[IncidentEvent] = []
-        for start in sorted(s for s in self.pending if s <= until):
+        # Oldest first, without scanning every window still waiting: behind
+        # a slow source thousands may wait, and each report drains.
+        while self._pending_starts and self._pending_starts[0] <= until:
+            start = heapq.heappop(self._pending_starts)
             reports = [r for _, r in sorted(self.pending.pop(start).items())]
             events.extend(self._correlate(reports))
             self.correlated_until = start

@@ -326,7 +326,7 @@ class SurpriseBank:
         )
         warm = (n != 0) & (n >= p.warm_up)
         z_spike = (x - level) / scale
-        z_shift = (short_next - level) / (scale * p._se_short)
+        z_shift = (short_next - level) / (scale * p.short_se)
         s_spike, s_shift = tail_surprises(z_spike), tail_surprises(z_shift)
         shift = s_shift > s_spike
         s = np.where(warm, np.where(shift, s_shift, s_spike), 0.0)

@@ -278,7 +278,8 @@ class SurpriseDetector(Detector):
         self.recur_tol = recur_tol
         self.density_recur = density_recur
         self.season_beta = season_beta
-        self._se_short = math.sqrt(alpha_short / (2.0 - alpha_short)) if alpha_short > 0 else 1.0
+        # The short mean's spread relative to one value's, under no shift.
+        self.short_se = math.sqrt(alpha_short / (2.0 - alpha_short)) if alpha_short > 0 else 1.0
         self._n = 0  # values learnt
         self._level = 0.0
         self._mad = 0.0
@@ -386,11 +387,11 @@ class SurpriseDetector(Detector):
         s = tail_surprise(z)
         if self.alpha_short > 0:
             short = self._short + self.alpha_short * (self._clipped(x, scale) - self._short)
-            z_shift = (short - m) / (scale * self._se_short)
+            z_shift = (short - m) / (scale * self.short_se)
             s_shift = tail_surprise(z_shift)
             if s_shift > s:
                 s, z = s_shift, z_shift
-                unit, kind = scale * self._se_short, 0  # a shift is the level model's
+                unit, kind = scale * self.short_se, 0  # a shift is the level model's
         az, event = abs(z) * unit if self.recur_units else abs(z), s >= self.event
         if self.memory > 0 and event and self._routine(n, az, kind):
             s = routine_surprise(s, self.event)

@@ -194,9 +194,11 @@ def mutated(draw, body: dict[str, Any], entities: dict[str, list[str]]) -> dict[
         elif kind == "bad_number" and isinstance(body.get("ts"), list) and body["ts"]:
             body["ts"][0] = draw(st.sampled_from(BAD_NUMBERS))
         elif kind == "unknown_metric" and isinstance(body.get("metrics"), dict):
+            # As long as the timestamps, when an earlier change left them a list.
+            ts = body.get("ts")
             body["metrics"][draw(st.sampled_from(["cpu", "success_ratio", "Error_Rate"]))] = [
                 0.0
-            ] * len(body.get("ts") or [])
+            ] * (len(ts) if isinstance(ts, list) else 1)
         elif kind == "other_family":
             body["family"] = draw(st.sampled_from(FAMILIES))
         elif kind == "other_entity":
