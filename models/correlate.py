@@ -406,16 +406,17 @@ class CorrelateStage(Snapshotted):
         has, the windows still waiting are correlated: nobody is left to
         complete them, and their reports would otherwise wait for ever."""
         self.progress.pop(source, None)
-        return self._drain(None if self.progress else float("inf"))
+        return self._drain()
 
     def finish(self) -> list[IncidentEvent]:
         """Correlate every window still waiting: the end of a finite stream."""
         self.progress.clear()
-        return self._drain(float("inf"))
+        return self._drain()
 
-    def _drain(self, until: float | None = None) -> list[IncidentEvent]:
-        if until is None:
-            until = min(self.progress.values(), default=float("-inf"))
+    def _drain(self) -> list[IncidentEvent]:
+        """Correlate the windows every source waited for has decided: with
+        none left to wait for, every window still waiting."""
+        until = min(self.progress.values(), default=float("inf"))
         events: list[IncidentEvent] = []
         # Oldest first, without scanning every window still waiting: behind
         # a slow source thousands may wait, and each report drains.
