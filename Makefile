@@ -3,7 +3,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint install clean broker-start broker-stop broker-status broker-clean
+.PHONY: demo test check lint install clean broker-start broker-stop broker-status broker-clean
+
+# `$(call timed,NAME,COMMAND)`: run a phase and print its wall time, keeping its exit code.
+timed = @s=$$(date +%s); $(2); rc=$$?; echo "== $(1): $$(( $$(date +%s) - s )) s"; exit $$rc
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +25,13 @@ readme: $(STAMP)
 	$(BIN)/python tests/test_readme.py --write
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	$(call timed,ruff,$(BIN)/ruff check . && $(BIN)/ruff format --check .)
+	$(call timed,mypy,$(BIN)/mypy)
+
+# The inner loop: lint, types and every test that needs no broker or server,
+# but for the whole-day replays over many seeds; the fuzz tests at a tenth.
+check: lint
+	$(call timed,tests without a broker,FUZZ_SCALE=0.1 $(BIN)/pytest -m "not broker and not slow" --durations=15)
 
 # A real single-node Kafka broker (KRaft) on 127.0.0.1, fetched with Maven on
 # first use (broker/pom.xml) into broker/.jars/; state in broker/.run/.
@@ -41,11 +48,12 @@ broker-status:
 broker-clean:
 	$(PYTHON) broker/kafka.py stop --wipe
 
-# The broker is stopped whatever pytest does; pytest's exit code is kept.
+# Everything. The broker is stopped whatever pytest does; pytest's exit code
+# is kept, and it prints the 25 slowest tests.
 # (No $(MAKE) in these lines, so `make -n test` does not run pytest.)
 test: lint
-	$(PYTHON) broker/kafka.py start
-	{ $(BIN)/pytest; rc=$$?; $(PYTHON) broker/kafka.py stop; exit $$rc; }
+	$(call timed,broker start,$(PYTHON) broker/kafka.py start)
+	$(call timed,tests,( $(BIN)/pytest --durations=25; rc=$$?; $(PYTHON) broker/kafka.py stop; exit $$rc ))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

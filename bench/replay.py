@@ -152,8 +152,11 @@ def replay(
     sinks: list[Sink] | None = None,
     config: PipelineConfig | None = None,
     tap: Callable[[Telemetry], None] | None = None,
+    since: float | None = None,
+    until: float | None = None,
 ) -> Replay:
-    """Simulate ``scenario`` and run it through the models, in event-time order.
+    """Simulate ``scenario`` and run it through the models, in event-time order;
+    only its messages from ``since`` to ``until``, when given (a short world).
 
     The scenario's announced maintenance is handed to the pipeline, as an
     operator's maintenance calendar would be; its change events reach the
@@ -166,7 +169,7 @@ def replay(
     memory = MemorySink()
     engine = EmbeddedEngine(DetectionPipeline(topology, business, config), [memory, *(sinks or [])])
     messages: Iterable[Telemetry | ChangeEvent]
-    messages = Simulator(scenario, topology, business, seed).messages()
+    messages = Simulator(scenario, topology, business, seed, since=since, until=until).messages()
     if tap is not None:
         messages = _tapped(messages, tap)
     stats = engine.run(paced(messages, speed))

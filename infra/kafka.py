@@ -308,6 +308,8 @@ def faust_app(settings: Settings, app_id: str | None = None, **options: Any) -> 
         store="memory://",
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
         **options,
     )
 

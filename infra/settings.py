@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
+    # A worker not heard from for this long leaves its group and its
+    # partitions move to the others; it says it is alive this often.
+    kafka_session_timeout_s: float = 60.0
+    kafka_heartbeat_interval_s: float = 3.0
 
     # The Faust app: workers with the same id share the work.
     app_id: str = "foreshock"

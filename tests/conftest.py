@@ -1,10 +1,12 @@
-"""Shared fixtures: the default topology and business parameters, and replays
-cached per scenario and seed (a replay is the expensive part of these tests)."""
+"""Shared fixtures: the default topology and business parameters, replays
+cached per scenario and seed (a replay is the expensive part of these tests),
+and the short world the broker tests run on."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 import pytest
 
@@ -36,13 +38,38 @@ def scenarios() -> dict[str, Scenario]:
     return _defaults()[2]
 
 
+# The short world: a scenario's own messages from 30 min before its fault to
+# 15 min after, a seventh of the reference day. The models warm on those 30
+# min; the reference outage opens there the same incident as on the whole
+# day (tests/streams/test_short_world.py).
+SHORT_BEFORE_S = 1800.0
+SHORT_AFTER_S = 900.0
+
+
+def short_span(scenario: Scenario) -> tuple[float, float]:
+    """``(since, until)`` of the scenario's short world."""
+    fault = scenario.truth.fault_start
+    assert fault is not None, f"{scenario.name} has no fault to centre a short world on"
+    return fault - SHORT_BEFORE_S, fault + SHORT_AFTER_S
+
+
 @cache
-def _replayed(name: str, seed: int) -> Replay:
+def _replayed(name: str, seed: int, short: bool = False) -> Replay:
     topology, business, scenarios = _defaults()
-    return replay(scenarios[name], topology, business, seed=seed)
+    since, until = short_span(scenarios[name]) if short else (None, None)
+    return replay(scenarios[name], topology, business, seed=seed, since=since, until=until)
 
 
 @pytest.fixture(scope="session")
-def replayed() -> Callable[[str, int], Replay]:
-    """``replayed(scenario, seed)``: the replay, computed once per test process."""
+def replayed() -> Callable[..., Replay]:
+    """``replayed(scenario, seed, short=False)``: the replay of the whole
+    scenario, or of its short world, computed once per test process."""
     return _replayed
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of tests/kafka runs against the broker: ``make check`` leaves them out."""
+    broker_tests = Path(__file__).parent / "kafka"
+    for item in items:
+        if broker_tests in item.path.parents:
+            item.add_marker(pytest.mark.broker)

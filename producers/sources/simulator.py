@@ -99,12 +99,24 @@ class Simulator(Source):
     """Emits telemetry messages for a scenario, batch by batch in event-time order."""
 
     def __init__(
-        self, scenario: Scenario, topology: Topology, business: Business, seed: int = 1
+        self,
+        scenario: Scenario,
+        topology: Topology,
+        business: Business,
+        seed: int = 1,
+        *,
+        since: float | None = None,
+        until: float | None = None,
     ) -> None:
         self.scenario = scenario
         self.topology = topology
         self.business = business
         self.seed = seed
+        # Only the messages cut from ``since`` to ``until`` are sent: the same
+        # messages as the whole scenario's there, so a short world around the
+        # fault is the very day, with the models warmed on less of it.
+        self.since = scenario.start if since is None else since
+        self.until = scenario.end if until is None else until
         scenario.check(topology)  # every target matches an entity that has its parameter
         self.entities = self._build()
 
@@ -259,16 +271,24 @@ class Simulator(Source):
     def messages(self) -> Iterator[Telemetry | ChangeEvent]:
         """Every message of the scenario, batch by batch, entities in a fixed order;
         then the scenario's telemetry gaps cut out, its delivery applied, and
-        its change events sent among them at their time."""
+        its change events sent among them at their time; of those, the ones
+        from ``since`` to ``until``."""
         out: Iterable[Telemetry] = self._generated()
         if self.scenario.gaps:
             out = self._silenced(out)
         if not self.scenario.delivery.in_order:
             out = self._delivered(out)
-        if self.scenario.changes:
-            yield from with_changes(out, self.scenario.changes)
-        else:
-            yield from out
+        every = with_changes(out, self.scenario.changes) if self.scenario.changes else out
+        if self.since <= self.scenario.start and self.until >= self.scenario.end:
+            yield from every
+            return
+        for message in every:
+            if message.time > self.until:
+                if self.scenario.delivery.in_order:
+                    return  # nothing later can be due before the end
+                continue
+            if message.time >= self.since:
+                yield message
 
     def _silenced(self, messages: Iterable[Telemetry]) -> Iterator[Telemetry]:
         """Drop the points of silenced entities inside their silences."""

@@ -125,7 +125,11 @@ class Namespace:
     settings: Settings = field(init=False)
 
     def __post_init__(self) -> None:
-        self.settings = isolated(Settings(kafka_bootstrap=self.bootstrap))
+        # A killed worker's partitions move on after 10 s, not a minute.
+        fast = Settings(
+            kafka_bootstrap=self.bootstrap, kafka_session_timeout_s=10, kafka_heartbeat_interval_s=1
+        )
+        self.settings = isolated(fast)
 
     def topic(self, name: str) -> str:
         return self.settings.topic(name)
@@ -153,6 +157,11 @@ class Namespace:
             kafka.group_offsets(self.settings, self.settings.app_id, [self.topic(topic)])
         )
         return sum(done for done, _ in offsets.values()), sum(end for _, end in offsets.values())
+
+    def reports_correlated(self) -> bool:
+        """Whether the correlator has committed every window report sent so far."""
+        done, end = self.committed("foreshock.windows")
+        return 0 < done == end
 
     def offsets(self, source: str) -> tuple[int, int]:
         """The offset the workers' group has committed on one partition

@@ -12,8 +12,6 @@ from bench.kafka import isolated, remove_isolated
 from infra import kafka
 from infra.settings import Settings
 
-pytestmark = pytest.mark.xdist_group("kafka")
-
 
 async def _topics_and_groups(s: Settings) -> tuple[set[str], set[str]]:
     async with kafka.admin(s) as admin:

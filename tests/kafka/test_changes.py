@@ -24,8 +24,6 @@ from streams.checkpoint import unpack
 from tests.kafka.conftest import Namespace, read_all
 from tests.kafka.test_worker import incident_events
 
-pytestmark = pytest.mark.xdist_group("kafka")
-
 SCENARIO = "bad-deploy"
 AFTER_FAULT_S = 300  # event seconds published past the fault: enough for the incident
 TIMEOUT_S = 100

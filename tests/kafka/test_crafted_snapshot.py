@@ -14,17 +14,15 @@ from pathlib import Path
 from typing import NamedTuple
 
 import orjson
-import pytest
 
 from bench.kafka import Reports, WorkerProcess, sources_with_data
 from infra import kafka
 from models.schema import Telemetry
 from streams.checkpoint import OFFSET_BYTES
+from tests.conftest import short_span
 from tests.kafka.conftest import Namespace, _free_port
 from tests.kafka.test_deadletter import counters
 from tests.kafka.test_worker import SCENARIO, simulate
-
-pytestmark = pytest.mark.xdist_group("kafka")
 
 EVENT_S = 900  # event seconds of telemetry published: enough for many windows
 TIMEOUT_S = 300
@@ -77,8 +75,9 @@ class FirstStretch(NamedTuple):
 
 def first_stretch(namespace: Namespace, scenarios, topology, business) -> FirstStretch:
     """A first worker learns and snapshots the first half of ``EVENT_S`` of
-    the reference day, until a snapshot covers every message, and stops."""
-    start = scenarios[SCENARIO].start
+    the reference outage's short world, until a snapshot covers every
+    message, and stops."""
+    start, _ = short_span(scenarios[SCENARIO])
     messages = simulate(scenarios, topology, business)
     cut = start + EVENT_S / 2
     namespace.publish(itertools.takewhile(lambda m: m.time <= cut, messages))

@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.kafka import WorkerProcess, worker_env
@@ -26,8 +25,6 @@ from infra.kafka import TELEMETRY
 from models.schema import MAX_MESSAGE_BYTES, REASONS, WIRE_METRICS, Telemetry, encode
 from producers.sources.simulator import Simulator
 from tests.kafka.conftest import Namespace, _free_port
-
-pytestmark = pytest.mark.xdist_group("kafka")
 
 TOTAL = 10_000
 BAD = 2_000

@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Iterator
 
 import orjson
-import pytest
 from aiokafka.admin import NewTopic
 
 from bench.kafka import WorkerProcess, worker_env
@@ -37,8 +36,6 @@ from streams.embedded import EmbeddedEngine
 from streams.sinks.memory import MemorySink
 from tests.kafka.conftest import Namespace, _free_port
 from tests.kafka.test_deadletter import Planned, counters, send
-
-pytestmark = pytest.mark.xdist_group("kafka")
 
 SCENARIO = "reference-2022-10-04"
 WINDOW_S = 10.0

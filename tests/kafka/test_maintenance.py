@@ -9,15 +9,11 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from bench.kafka import Reports, sources_with_data
 from producers.scenario import Scenario
 from producers.sources.simulator import Simulator
 from tests.kafka.conftest import Namespace
 from tests.kafka.test_worker import PROCESSING_S, incident_events
-
-pytestmark = pytest.mark.xdist_group("kafka")
 
 SCENARIO = "planned-maintenance"
 RELOAD_WAIT_S = 60
@@ -39,10 +35,8 @@ def calendar(scenario: Scenario) -> str:
 def settled(ns: Namespace, scenario: Scenario) -> bool:
     """Every window decided and every report correlated and committed."""
     sources = asyncio.run(sources_with_data(ns.settings))
-    if not Reports(sources, scenario.end).done(ns.records("foreshock.windows")):
-        return False
-    done, end = ns.committed("foreshock.windows")
-    return 0 < done == end
+    done = Reports(sources, scenario.end).done(ns.records("foreshock.windows"))
+    return done and ns.reports_correlated()
 
 
 def run(ns: Namespace, scenario: Scenario, topology, business, announced: Path | None) -> list:

@@ -29,8 +29,6 @@ from infra.settings import SaslMechanism, SecurityProtocol, Settings
 from tests.foreshock.test_cli import SCENARIO
 from tests.kafka.conftest import ROOT, _free_port
 
-pytestmark = pytest.mark.xdist_group("kafka")
-
 FAIL_FAST_S = 30.0  # a refused login must end a command well within this
 SERVED = ("/", "/metrics/")  # every page a worker serves (tests/streams/test_web.py)
 FAUST_PAGES = ("/router/", "/table/", "/table/detect-state/", "/graph/", "/stats/")

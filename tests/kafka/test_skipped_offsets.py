@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-import pytest
 from aiokafka import TopicPartition
 
 from bench.kafka import Reports
@@ -21,8 +20,6 @@ from infra import kafka
 from tests.kafka.conftest import Namespace, _free_port
 from tests.kafka.test_crafted_snapshot import TIMEOUT_S, first_stretch, processed_since
 from tests.kafka.test_deadletter import counters
-
-pytestmark = pytest.mark.xdist_group("kafka")
 
 SKIPPED = 20  # messages the group's committed offset jumps over
 

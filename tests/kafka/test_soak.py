@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import orjson
-import pytest
 from typer.testing import CliRunner
 
 from foreshock.cli import app
-
-pytestmark = pytest.mark.xdist_group("kafka")
 
 
 def test_soak_prints_rows_and_trends(kafka_bootstrap, tmp_path, monkeypatch):

@@ -1,5 +1,9 @@
 """Foreshock's Faust workers on a real broker: the same incident as the
-embedded engine, across a restart, and with two workers sharing the work."""
+embedded engine, across a restart, and with two workers sharing the work.
+
+They run on the short world of the reference outage (``tests/conftest.py``):
+the day's own messages from 30 min before the fault to 15 min after, which
+the embedded engine replays too."""
 
 from __future__ import annotations
 
@@ -14,22 +18,16 @@ import pytest
 from bench.kafka import Reports, WorkerProcess, sources_with_data
 from models.schema import Telemetry
 from producers.sources.simulator import Simulator
+from tests.conftest import short_span
 from tests.kafka.conftest import Namespace
-
-# One at a time: each runs a broker-bound worker on a 2-core machine.
-pytestmark = pytest.mark.xdist_group("kafka")
 
 SCENARIO = "reference-2022-10-04"
 WINDOW_S = 10.0
-PROCESSING_S = 900  # generous bound on a worker's time to replay the scenario
+PROCESSING_S = 600  # generous bound on a worker's time to replay the short world
 
 
 def incident_events(ns: Namespace) -> list[dict[str, Any]]:
     return [e for e in ns.read("foreshock.incidents") if e.get("type") == "incident"]
-
-
-def resolved(ns: Namespace) -> list[dict[str, Any]]:
-    return [e for e in incident_events(ns) if e["kind"] == "resolved"]
 
 
 def opened_once(ns: Namespace) -> dict[str, Any]:
@@ -47,7 +45,31 @@ def detecting(worker: WorkerProcess) -> set[str]:
 
 
 def simulate(scenarios, topology, business, seed: int = 1) -> Iterator[Telemetry]:
-    return Simulator(scenarios[SCENARIO], topology, business, seed).messages()
+    """The reference outage's short world."""
+    since, until = short_span(scenarios[SCENARIO])
+    sim = Simulator(scenarios[SCENARIO], topology, business, seed, since=since, until=until)
+    return sim.messages()
+
+
+def all_decided(ns: Namespace, scenarios, sources: set[str] | None = None) -> bool:
+    """Every partition with telemetry has decided the last window of the short world."""
+    if sources is None:
+        sources = asyncio.run(sources_with_data(ns.settings))
+    _, until = short_span(scenarios[SCENARIO])
+    return Reports(sources, until).done(ns.records("foreshock.windows"))
+
+
+def run_to_the_end(ns: Namespace, scenarios, workers: list[WorkerProcess]) -> None:
+    """Until the workers have decided every window of the short world and
+    the correlator has taken in (committed) every window report."""
+    sources = asyncio.run(sources_with_data(ns.settings))
+    ns.wait_for(
+        "every window to be decided",
+        lambda: all_decided(ns, scenarios, sources),
+        PROCESSING_S,
+        workers,
+    )
+    ns.wait_for("every window report to be correlated", ns.reports_correlated, 120, workers)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -56,14 +78,14 @@ def test_same_incident_as_the_embedded_engine(
 ):
     truth = scenarios[SCENARIO].truth
     published = namespace.publish(simulate(scenarios, topology, business, seed))
-    assert published.messages > 400_000
+    # The embedded engine's run on the same messages.
+    replay = replayed(SCENARIO, seed, short=True)
+    assert published.messages == replay.stats.messages > 60_000
     with namespace.worker() as worker:
-        namespace.wait_for(
-            "the incident to resolve", lambda: resolved(namespace), PROCESSING_S, [worker]
-        )
+        run_to_the_end(namespace, scenarios, [worker])
     kafka = opened_once(namespace)
     # The embedded engine's incidents, in the JSON form the worker publishes.
-    embedded = [i.to_dict() for i in replayed(SCENARIO, seed).incidents]
+    embedded = [i.to_dict() for i in replay.incidents]
     assert len(embedded) == 1
     assert kafka["id"] == embedded[0]["id"]
     assert kafka["sev"] == embedded[0]["sev"] == 1
@@ -84,16 +106,23 @@ def test_a_restarted_worker_resumes_from_the_changelog(namespace, scenarios, top
     truth = scenarios[SCENARIO].truth
     assert truth.fault_start is not None and truth.precursor_start is not None
     # The first worker sees the day up to after the leak's warning, before the fault.
-    cut = truth.fault_start - 1800
+    cut = truth.fault_start - 900
     messages = simulate(scenarios, topology, business)
     namespace.publish(itertools.takewhile(lambda m: m.time <= cut, messages))
     sources = asyncio.run(sources_with_data(namespace.settings))
 
-    def all_decided() -> bool:
+    def before_the_cut() -> bool:
         return Reports(sources, cut).done(namespace.records("foreshock.windows"))
 
+    def correlator_snapshotted() -> bool:
+        return namespace.committed("foreshock.windows")[0] > 0
+
     with namespace.worker("first") as first:
-        namespace.wait_for("every window before the cut", all_decided, PROCESSING_S, [first])
+        namespace.wait_for("every window before the cut", before_the_cut, PROCESSING_S, [first])
+        # Reports are committed once a snapshot of the correlator covers them.
+        namespace.wait_for(
+            "a snapshot of the correlator", correlator_snapshotted, PROCESSING_S, [first]
+        )
     warnings = [
         e for e in namespace.read("foreshock.anomalies") if e["type"] == "ExhaustionWarning"
     ]
@@ -105,9 +134,7 @@ def test_a_restarted_worker_resumes_from_the_changelog(namespace, scenarios, top
     # The rest of the day, with the fault, goes to a new worker.
     namespace.publish(messages)
     with namespace.worker("second") as second:
-        namespace.wait_for(
-            "the incident to resolve", lambda: resolved(namespace), PROCESSING_S, [second]
-        )
+        run_to_the_end(namespace, scenarios, [second])
     resumed = re.findall(r"detecting on (\S+): resumed from the snapshot", second.text())
     learned = re.findall(r": (\d+) series learned", second.text())
     assert set(resumed) == sources, second.tail()
@@ -125,12 +152,10 @@ def test_two_workers_share_the_partitions_and_open_one_incident(
     truth = scenarios[SCENARIO].truth
     namespace.publish(simulate(scenarios, topology, business))
     with namespace.worker("a") as a, namespace.worker("b") as b:
-        namespace.wait_for(
-            "the incident to resolve", lambda: resolved(namespace), PROCESSING_S, [a, b]
-        )
+        run_to_the_end(namespace, scenarios, [a, b])
     assert detecting(a) and detecting(b), "one worker got no partition"
     incident = opened_once(namespace)
-    embedded = replayed(SCENARIO, 1).incidents[0].to_dict()
+    embedded = replayed(SCENARIO, 1, short=True).incidents[0].to_dict()
     assert incident["id"] == embedded["id"]
     assert incident["sev"] == 1
     assert incident["root_cause"] == truth.root_cause

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 
+# About 70 s each: a whole 24 h day (over 40 M samples) per seed.
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(1, 11))
 def test_baseline_day_opens_no_incident(seed, replayed):
     result = replayed("baseline-24h", seed)
