@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -69,6 +70,29 @@ def world(pods: int) -> Topology:
     return Topology.from_dict({"nodes": {"svc": {"family": "pods", "entities": [entities]}}})
 
 
+def telemetry(
+    topology: Topology, windows: range, seed: int = 1, window_s: float = 10.0
+) -> Iterator[list[Telemetry]]:
+    """A pods world's telemetry, window by window: one point per pod and
+    series in each, cut one second into the window.
+
+    >>> [[m.entity for m in batch] for batch in telemetry(world(2), range(2))]
+    [['svc/pod-1', 'svc/pod-2'], ['svc/pod-1', 'svc/pod-2']]
+    """
+    names = sorted(topology.family_of)
+    rng = np.random.default_rng(seed)
+    for w in windows:
+        at = START + w * window_s
+        drawn = {
+            m: (mu + sd * rng.standard_normal(len(names))).clip(0).tolist()
+            for m, (mu, sd) in _DRAWN.items()
+        }
+        yield [
+            Telemetry("pods", entity, at + 1.0, [at], {m: [v[i]] for m, v in drawn.items()})
+            for i, entity in enumerate(names)
+        ]
+
+
 def footprint(series: int, windows: int | None = None, seed: int = 1) -> Footprint:
     """Feed ``series`` series (rounded up to whole pods) for ``windows``
     windows (default: the warm-up and as many again) and measure."""
@@ -76,22 +100,15 @@ def footprint(series: int, windows: int | None = None, seed: int = 1) -> Footpri
     topology = world(pods)
     config = PipelineConfig()
     windows = windows or 2 * config.warm_up_windows
-    rng = np.random.default_rng(seed)
     process = psutil.Process()
     gc.collect()
     before = process.memory_info().rss
     began = time.perf_counter()
     stage = DetectStage(topology, config)
-    names = sorted(topology.family_of)
-    for w in range(windows + 1):  # the last window's data closes the one before
-        at = START + w * config.window_s
-        drawn = {
-            m: (mu + sd * rng.standard_normal(pods)).clip(0).tolist()
-            for m, (mu, sd) in _DRAWN.items()
-        }
-        for i, entity in enumerate(names):
-            columns = {m: [values[i]] for m, values in drawn.items()}
-            outcome = stage.process(Telemetry("pods", entity, at + 1.0, [at], columns))
+    # The last window's data closes the one before.
+    for batch in telemetry(topology, range(windows + 1), seed, config.window_s):
+        for message in batch:
+            outcome = stage.process(message)
             if not isinstance(outcome, list):
                 raise RuntimeError(f"the world's own telemetry was refused: {outcome}")
     wall = time.perf_counter() - began

@@ -12,7 +12,7 @@ from models.maintenance import MaintenanceWindow
 class PipelineConfig:
     window_s: float = 10.0
     lateness_s: float = 5.0
-    max_ahead_s: float = 3600.0  # refuse a message this far ahead of the stream's watermark
+    max_ahead_s: float = 900.0  # refuse a message this far ahead of the stream's watermark
     detector: str = "surprise"  # the per-series detector, by its name in models.detectors
     # Another detector for some metrics or families: (metric or family, detector)
     # pairs; a metric's entry wins over its family's.

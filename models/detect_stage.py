@@ -255,7 +255,7 @@ class DetectStage(Snapshotted):
         >>> DetectStage.restore(b'{"format": 1}', None, PipelineConfig())
         Traceback (most recent call last):
         ...
-        models.snapshot.IncompatibleSnapshot: snapshot format 1; this version reads format 5
+        models.snapshot.IncompatibleSnapshot: snapshot format 1; this version reads format 6
         """
         state = load(snapshot, cls.__name__)
         return rebuild(cls.__name__, lambda: cls.from_state(state, topology, config))
@@ -279,8 +279,15 @@ class DetectStage(Snapshotted):
                 f"entity {tel.entity!r} is {'not in the topology' if family is None else family}"
                 f", not {tel.family}",
             )
-        ahead = tel.time - self.windows.watermark  # infinite on the first message
-        if math.isfinite(ahead) and ahead > self.config.max_ahead_s:
+        # Ahead of the time the senders agree on; a stream that truly jumped
+        # (all of it back after a long silence) is followed again once half
+        # of its senders have claimed the new time (``EventClock.moved_on``).
+        ahead, limit = tel.time - self.windows.watermark, self.config.max_ahead_s
+        if (
+            math.isfinite(ahead)  # infinite on the first message
+            and ahead > limit
+            and not self.windows.clock.moved_on(tel.entity, tel.time, limit)
+        ):
             return Rejection(
                 "too_far_ahead",
                 f"time is {ahead:.0f} s ahead of the stream; at most {self.config.max_ahead_s:.0f}",

@@ -2,13 +2,15 @@
 
 Detectors see one aggregate per series and window, not every raw sample, so
 their cost grows with the number of series, not with the message rate. The
-watermark is the latest batch time seen; a window closes once the watermark
-has passed its end by the allowed lateness. Points that arrive for a window
+watermark is the latest batch time that the two most advanced senders have
+both reached (``EventClock``); a window closes once the watermark has passed
+its end by the allowed lateness. Points that arrive for a window
 already closed are late and are counted, never folded in silently.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -61,6 +63,78 @@ def _aggregate(family: str, entity: str, acc: _Sums, window_s: float) -> dict[Se
     return out
 
 
+class EventClock:
+    """The stream's event time as its senders agree on it: the latest batch
+    time that its two most advanced senders have both reached. One sender
+    alone cannot move it (a message dated ahead, a clock gone wrong), but
+    in a stream of one sender, which has no one else to agree with.
+
+    >>> clock = EventClock()
+    >>> clock.claim("a", 100.0); clock.claim("b", 100.0); clock.agreed()
+    100.0
+    >>> clock.claim("a", 3700.0); clock.agreed()  # a alone, an hour ahead
+    100.0
+    >>> clock.claim("a", 105.0); clock.claim("b", 105.0); clock.agreed()
+    105.0
+    """
+
+    def __init__(self) -> None:
+        self.latest: dict[str, float] = {}  # every sender's latest batch time taken
+        self._top: list[tuple[float, str]] = []  # the two most advanced, latest first
+        # Times claimed by messages refused as too far ahead, by sender.
+        self.ahead: dict[str, float] = {}
+
+    def agreed(self) -> float:
+        return self._top[-1][0] if self._top else float("-inf")
+
+    def claim(self, entity: str, time: float) -> None:
+        """A batch of ``entity`` cut at ``time`` was taken."""
+        self.ahead.pop(entity, None)
+        before = self.latest.get(entity)
+        if before == time:
+            return
+        self.latest[entity] = time
+        if before is not None and time < before and any(e == entity for _, e in self._top):
+            # A leader went back: the rare case, worth a look at every sender.
+            self._top = heapq.nlargest(2, ((t, e) for e, t in self.latest.items()))
+            return
+        top = [(t, e) for t, e in self._top if e != entity]
+        top.append((time, entity))
+        top.sort(reverse=True)
+        self._top = top[:2]
+
+    def moved_on(self, entity: str, time: float, within: float) -> bool:
+        """Whether a batch far ahead of the stream is the stream moving on
+        (all of it back after a long silence, say), not one sender astray:
+        so once half the senders, and at least two (or one sender twice),
+        have claimed times within ``within`` of it. A batch refused as too
+        far ahead is shown here first; its claim counts for the next ones.
+
+        >>> clock = EventClock()
+        >>> for e in "abcd": clock.claim(e, 100.0)
+        >>> [clock.moved_on(e, 4000.0, 900.0) for e in "abcd"]
+        [False, True, True, True]
+        >>> clock.moved_on("a", 9000.0, 900.0)  # one sender far ahead again
+        False
+        """
+        again = abs(self.ahead.get(entity, float("inf")) - time) <= within
+        self.ahead[entity] = time
+        votes = sum(abs(t - time) <= within for t in self.ahead.values())
+        senders = len(self.latest.keys() | self.ahead.keys())
+        return 2 * votes >= senders and (votes >= 2 or again)
+
+    def to_state(self) -> dict[str, dict[str, float]]:
+        return {"latest": dict(self.latest), "ahead": dict(self.ahead)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> EventClock:
+        clock = cls()
+        clock.latest = dict_of(as_float, state["latest"])
+        clock.ahead = dict_of(as_float, state["ahead"])
+        clock._top = heapq.nlargest(2, ((t, e) for e, t in clock.latest.items()))
+        return clock
+
+
 class Windower:
     """Tumbling event-time windows with a watermark and allowed lateness.
 
@@ -76,7 +150,8 @@ class Windower:
     def __init__(self, window_s: float = 10.0, lateness_s: float = 5.0) -> None:
         self.window_s = window_s
         self.lateness_s = lateness_s
-        self.watermark = float("-inf")
+        self.watermark = float("-inf")  # the senders' agreed time (EventClock), never back
+        self.clock = EventClock()
         self.closed_until = float("-inf")  # windows ending at or before this are closed
         self._open: dict[float, dict[str, tuple[str, _Sums]]] = {}
 
@@ -91,6 +166,7 @@ class Windower:
         """
         return {
             "watermark": self.watermark,
+            "senders": self.clock.to_state(),
             "closed_until": self.closed_until,
             "open": [
                 [
@@ -112,6 +188,7 @@ class Windower:
     def from_state(cls, state: dict[str, Any], window_s: float, lateness_s: float) -> Windower:
         w = cls(window_s, lateness_s)
         w.watermark = as_float(state["watermark"])
+        w.clock = EventClock.from_state(state["senders"])
         w.closed_until = as_float(state["closed_until"])
         for raw in as_list(state["open"]):
             start, entities = as_list(raw, 2)
@@ -146,7 +223,8 @@ class Windower:
                         late += len(idx)
                     else:
                         self._fold(start, tel, idx)
-        self.watermark = max(self.watermark, tel.time)
+        self.clock.claim(tel.entity, tel.time)
+        self.watermark = max(self.watermark, self.clock.agreed())
         return self._close(self.watermark - self.lateness_s), late
 
     def _fold(self, start: float, tel: Telemetry, idx: range | list[int]) -> None:

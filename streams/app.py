@@ -273,6 +273,18 @@ async def _deliver(letter: DeadLetter, sent: Awaitable[Any] | Exception) -> None
         log.error("dead letter %s not sent: %r", letter.headers["id"].decode(), failure)
 
 
+def ahead_of_the_clock(tel: Telemetry) -> Rejection | None:
+    """A live stream's bound on event time: no message is dated further ahead
+    of this worker's clock than one may be ahead of its stream. It holds the
+    first message of a partition too, which has no stream to be judged by."""
+    ahead, limit = tel.time - time.time(), given.config.max_ahead_s
+    if ahead <= limit:
+        return None
+    return Rejection(
+        "too_far_ahead", f"time is {ahead:.0f} s ahead of this worker's clock; at most {limit:.0f}"
+    )
+
+
 @app.agent(telemetry)
 async def detect(stream: faust.StreamT) -> None:
     """Decode, validate, run the detection stage, send what it decides."""
@@ -280,6 +292,8 @@ async def detect(stream: faust.StreamT) -> None:
         message, live = event.message, p.checkpointed
         live.take(event, message.offset)
         tel = decode(message.value or b"", given.topology.knows, family_of_topic[message.topic])
+        if isinstance(tel, Telemetry):
+            tel = ahead_of_the_clock(tel) or tel
         outcome = tel if isinstance(tel, Rejection) else live.state.process(tel)
         if isinstance(outcome, Rejection):
             live.sent.append(await _dead_letter(message, outcome))

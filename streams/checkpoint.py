@@ -14,14 +14,22 @@ message the snapshot lacks.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar
 
+import orjson
+
 from models.snapshot import IncompatibleSnapshot
 
 OFFSET_BYTES = 8
+# A snapshot is written as records of at most this many bytes, well under
+# the 1 MB a Kafka request or a topic's message takes by default: the state
+# of a partition grows with its series (about 1 KB each), a record must not.
+CHUNK_BYTES = 256 * 1024
 
 
 class Snapshotting(Protocol):
@@ -49,6 +57,154 @@ def pack(offset: int, state: Snapshotting) -> bytes:
 
 def unpack(blob: bytes) -> tuple[int, bytes]:
     return int.from_bytes(blob[:OFFSET_BYTES], "big", signed=True), blob[OFFSET_BYTES:]
+
+
+class BrokenSnapshot(Exception):
+    """A snapshot whose records cannot be put together again (one missing,
+    or not what its manifest says); ``offset`` is the offset it covered."""
+
+    def __init__(self, offset: int, why: str) -> None:
+        super().__init__(why)
+        self.offset = offset
+
+
+def _chunk_key(source: str, version: int, n: int) -> str:
+    return f"{source}/{version}/{n}"
+
+
+def snapshot_records(
+    source: str, version: int, blob: bytes, size: int = CHUNK_BYTES
+) -> list[tuple[str, bytes]]:
+    """The records that store one snapshot (``pack``'s bytes) of ``source``:
+    its chunks, each under a key of this version's own, then the manifest
+    under the source's key, which names them. Written in that order, the
+    manifest only ever names chunks that landed.
+
+    >>> records = snapshot_records("pods:3", 7, b"0123456789", size=4)
+    >>> [(key, len(value)) for key, value in records[:3]]
+    [('pods:3/7/0', 4), ('pods:3/7/1', 4), ('pods:3/7/2', 2)]
+    >>> read_snapshot(dict(records), "pods:3")
+    (b'0123456789', 7)
+    """
+    chunks = [blob[i : i + size] for i in range(0, len(blob), size)] or [b""]
+    manifest = {
+        "version": version,
+        "offset": unpack(blob)[0],
+        "chunks": len(chunks),
+        "bytes": len(blob),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    records = [(_chunk_key(source, version, n), chunk) for n, chunk in enumerate(chunks)]
+    return [*records, (source, orjson.dumps(manifest))]
+
+
+def read_snapshot(stored: Mapping[str, bytes], source: str) -> tuple[bytes | None, int]:
+    """The snapshot of ``source`` (``pack``'s bytes; None if there is none)
+    put together from the stored records, and its version; a snapshot that
+    cannot be is ``BrokenSnapshot``.
+
+    A record that is no manifest (JSON objects start with ``{``, an offset's
+    first byte never does) is a whole snapshot, as they were written before.
+
+    >>> read_snapshot({"pods:3": pack(5, _Bytes(b"x"))}, "pods:3")
+    (b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x05x', 0)
+    >>> records = dict(snapshot_records("pods:3", 2, pack(5, _Bytes(b"state")), size=4))
+    >>> del records["pods:3/2/1"]
+    >>> read_snapshot(records, "pods:3")
+    Traceback (most recent call last):
+    ...
+    streams.checkpoint.BrokenSnapshot: snapshot version 2 lacks record 1 of 4
+    """
+    record = stored.get(source)
+    if record is None:
+        return None, 0
+    if not record.startswith(b"{"):
+        return record, 0
+    try:
+        manifest = orjson.loads(record)
+        version, offset = int(manifest["version"]), int(manifest["offset"])
+        chunks, size, digest = int(manifest["chunks"]), int(manifest["bytes"]), manifest["sha256"]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise BrokenSnapshot(-1, f"a snapshot manifest that cannot be read ({exc!r})") from exc
+    parts = []
+    for n in range(max(chunks, 0)):
+        part = stored.get(_chunk_key(source, version, n))
+        if part is None:
+            raise BrokenSnapshot(offset, f"snapshot version {version} lacks record {n} of {chunks}")
+        parts.append(part)
+    blob = b"".join(parts)
+    if len(blob) != size or hashlib.sha256(blob).hexdigest() != digest:
+        raise BrokenSnapshot(offset, f"snapshot version {version} is not what its manifest says")
+    return blob, version
+
+
+class SnapshotTable(Protocol):
+    """What ``SnapshotStore`` needs of a Faust table: its data, and its changelog."""
+
+    @property
+    def data(self) -> Any: ...
+
+    def send_changelog(
+        self,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+    ) -> Any: ...
+
+
+class SnapshotStore:
+    """The snapshots of an agent's partitions, in a changelog-backed table,
+    written as records of at most ``CHUNK_BYTES`` and read back whole or not
+    at all."""
+
+    def __init__(self, table: SnapshotTable, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.table = table
+        self.chunk_bytes = chunk_bytes
+
+    def read(self, source: str) -> bytes | None:
+        """The latest snapshot of ``source``; ``BrokenSnapshot`` if it cannot be put together."""
+        return read_snapshot(self.table.data, source)[0]
+
+    async def write(self, source: str, blob: bytes) -> list[int]:
+        """Land a snapshot: its chunks, then its manifest, then delete the
+        records of the one it replaces. Returns the sizes of its records."""
+        try:
+            version = read_snapshot(self.table.data, source)[1] + 1
+        except BrokenSnapshot:
+            version = 1
+        partition = int(source.rpartition(":")[2])
+        *chunks, manifest = snapshot_records(source, version, blob, self.chunk_bytes)
+        await self._send(partition, chunks)
+        await self._send(partition, [manifest])
+        data = self.table.data
+        for key, value in (*chunks, manifest):
+            data[key] = value
+        current = {key for key, _ in chunks}
+        stale = [k for k in data if k.startswith(f"{source}/") and k not in current]
+        await self._send(partition, [(key, None) for key in stale])
+        for key in stale:
+            data.pop(key, None)
+        return [len(value) for _, value in (*chunks, manifest)]
+
+    async def _send(self, partition: int, records: Iterable[tuple[str, bytes | None]]) -> None:
+        # A value of None is a tombstone: compaction drops the key.
+        sent = [
+            self.table.send_changelog(partition, key, value, value_serializer="raw")
+            for key, value in records
+        ]
+        await asyncio.gather(*sent)
+
+
+class _Bytes:
+    """A state that is already bytes (for the examples)."""
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+
+    def snapshot(self) -> bytes:
+        return self.blob
 
 
 class Next(Enum):
@@ -90,9 +246,16 @@ class Checkpointed(Generic[S]):
         try:
             return cls(restore(snapshot), offset, saved=offset)
         except IncompatibleSnapshot as exc:
-            # The messages it covered are acknowledged already: replaying them
-            # would decide their windows twice. Go on after them, learning anew.
-            return cls(fresh(), offset, saved=offset, refused=str(exc))
+            return cls.refuse(offset, str(exc), fresh)
+
+    @classmethod
+    def refuse(cls, offset: int, why: str, fresh: Callable[[], S]) -> Checkpointed[S]:
+        """Fresh state after a snapshot that covered ``offset`` was refused.
+
+        The messages it covered are acknowledged already: replaying them
+        would decide their windows twice. Go on after them, learning anew.
+        """
+        return cls(fresh(), offset, saved=offset, refused=why)
 
     def take(self, event: Any, offset: int, due: float = float("-inf")) -> None:
         self.offset = offset

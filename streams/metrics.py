@@ -7,7 +7,13 @@ Foreshock's figures only, and every rejection reason is there from the start
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 
 from models.schema import INTERNAL_REASONS, REASONS
 
@@ -35,6 +41,17 @@ samples = Counter(
 refused_snapshots = Counter(
     "foreshock_refused_snapshots",
     "Snapshots that could not be restored, so that their models learn afresh",
+    registry=registry,
+)
+snapshot_bytes = Histogram(
+    "foreshock_snapshot_bytes",
+    "Size of each snapshot of a partition's learned state",
+    buckets=(1e4, 1e5, 1e6, 1e7, 1e8),
+    registry=registry,
+)
+snapshot_records = Counter(
+    "foreshock_snapshot_records",
+    "Records the snapshots were written as, each at most 256 KiB",
     registry=registry,
 )
 lost_dead_letters = Counter(

@@ -22,7 +22,7 @@ import faust
 
 from infra.kafka import partition_name
 from streams import metrics
-from streams.checkpoint import Checkpointed, Next, S
+from streams.checkpoint import BrokenSnapshot, Checkpointed, Next, S, SnapshotStore
 from streams.sinks.base import Sink
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class Partitions(Generic[S]):
         resumed: Callable[[Partition[S]], Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
-        self.table = table
+        self.snapshots = SnapshotStore(table)
         self.doing = doing
         self.restore = restore
         self.fresh = fresh
@@ -119,11 +119,14 @@ class Partitions(Generic[S]):
 
     async def _resume(self, p: Partition[S], message: Any) -> None:
         """The state of a partition this worker starts on, from its snapshot or fresh."""
-        blob = self.table.get(p.source)
-        live = p.live = Checkpointed.resume(
-            blob, self.restore, functools.partial(self.fresh, p.source)
-        )
-        if blob is None:  # fresh: it needs the partition from its first message
+        fresh = functools.partial(self.fresh, p.source)
+        try:
+            blob = self.snapshots.read(p.source)
+            live = Checkpointed.resume(blob, self.restore, fresh)
+        except BrokenSnapshot as exc:
+            blob, live = None, Checkpointed.refuse(exc.offset, str(exc), fresh)
+        p.live = live
+        if live.offset < 0:  # fresh: it needs the partition from its first message
             live.offset = (await self.app.consumer.earliest_offsets(message.tp))[message.tp] - 1
         if live.refused is not None:
             metrics.refused_snapshots.inc()
@@ -263,8 +266,9 @@ class Partitions(Generic[S]):
         if previous is not None:
             await asyncio.wait([previous])  # its failure is logged; this one covers more
         await asyncio.gather(*sent)
-        await self.table.send_changelog(int(source.rpartition(":")[2]), source, blob)
-        self.table.data[source] = blob
+        sizes = await self.snapshots.write(source, blob)
+        metrics.snapshot_bytes.observe(sum(sizes))
+        metrics.snapshot_records.inc(len(sizes))
         for event in acked:
             await stream.ack(event)
 

@@ -26,6 +26,7 @@ from infra import kafka
 from infra.settings import Settings
 from models.schema import Telemetry
 from producers.kafka import Published, publish
+from streams.checkpoint import read_snapshot
 
 ROOT = Path(__file__).parents[2]
 BROKER_RUN = ROOT / "broker" / ".run"
@@ -157,6 +158,22 @@ class Namespace:
             kafka.group_offsets(self.settings, self.settings.app_id, [self.topic(topic)])
         )
         return sum(done for done, _ in offsets.values()), sum(end for _, end in offsets.values())
+
+    def snapshots(self, table: str) -> dict[str, bytes]:
+        """The latest snapshot (``pack``'s bytes) of every partition in one of
+        the workers' tables, put together from its changelog as a worker
+        restoring it would."""
+        changelog = kafka.changelog_topic(self.settings, table)
+        recs = asyncio.run(read_all(self.settings, changelog))
+        stored: dict[str, bytes] = {}
+        for r in sorted(recs, key=lambda r: (r.partition, r.offset)):
+            key = orjson.loads(r.key)
+            if r.value is None:  # a tombstone
+                stored.pop(key, None)
+            else:
+                stored[key] = r.value
+        manifests = [key for key in stored if "/" not in key]  # the rest are chunks
+        return {key: blob for key in manifests if (blob := read_snapshot(stored, key)[0])}
 
     def reports_correlated(self) -> bool:
         """Whether the correlator has committed every window report sent so far."""

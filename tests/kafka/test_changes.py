@@ -21,7 +21,7 @@ from models.config import PipelineConfig
 from models.correlate import CorrelateStage
 from producers.sources.simulator import Simulator
 from streams.checkpoint import unpack
-from tests.kafka.conftest import Namespace, read_all
+from tests.kafka.conftest import Namespace
 from tests.kafka.test_worker import incident_events
 
 SCENARIO = "bad-deploy"
@@ -52,11 +52,11 @@ async def publish_raw(ns: Namespace, value: bytes) -> None:
 
 def kept_changes(ns: Namespace, topology) -> set[ChangeEvent]:
     """The changes in the correlator's latest snapshot."""
-    changelog = kafka.changelog_topic(ns.settings, kafka.CORRELATE_STATE)
-    records = asyncio.run(read_all(ns.settings, changelog))
-    if not records:
+    blobs = list(ns.snapshots(kafka.CORRELATE_STATE).values())
+    if not blobs:
         return set()
-    _, snapshot = unpack(records[-1].value)
+    [blob] = blobs  # the correlator's table has one partition
+    _, snapshot = unpack(blob)
     return CorrelateStage.restore(snapshot, topology, PipelineConfig()).changes
 
 

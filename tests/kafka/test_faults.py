@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from aiokafka import TopicPartition
 
@@ -41,7 +40,7 @@ from models.detect_stage import DetectStage
 from producers.kafka import Published
 from streams.checkpoint import unpack
 from tests.conftest import short_span
-from tests.kafka.conftest import ROOT, Namespace, read_all
+from tests.kafka.conftest import ROOT, Namespace
 from tests.kafka.test_worker import PROCESSING_S, SCENARIO, incident_events, simulate
 
 MTTD_BAR_S = 30  # the foundation's bar: opened within 30 s event time of user impact
@@ -94,8 +93,9 @@ def offsets(
 
 
 def behind(ns: Namespace) -> str:
-    """The partitions whose committed offset is short of their end, if any."""
-    everything = [*telemetry_topics(ns), ns.topic(kafka.WINDOWS)]
+    """The partitions, of every topic the workers read, whose committed
+    offset is short of their end, if any."""
+    everything = [*telemetry_topics(ns), ns.topic(kafka.CHANGES), ns.topic(kafka.WINDOWS)]
     return ", ".join(
         f"{kafka.partition_name(tp.topic, tp.partition)} {done}/{end}"
         for tp, (done, end) in sorted(offsets(ns, everything).items())
@@ -105,11 +105,8 @@ def behind(ns: Namespace) -> str:
 
 def snapshots(ns: Namespace, topology) -> dict[str, tuple[int, DetectStage]]:
     """The latest detection snapshot of every partition, from its changelog."""
-    changelog = kafka.changelog_topic(ns.settings, kafka.DETECT_STATE)
-    recs = asyncio.run(read_all(ns.settings, changelog))
-    latest = {orjson.loads(r.key): r.value for r in sorted(recs, key=lambda r: r.offset)}
     out = {}
-    for source, blob in latest.items():
+    for source, blob in ns.snapshots(kafka.DETECT_STATE).items():
         offset, snapshot = unpack(blob)
         out[source] = (offset, DetectStage.restore(snapshot, topology, PipelineConfig()))
     return out

@@ -66,9 +66,59 @@ def test_refused_whatever_the_state(topology, expected):
 
 def test_too_far_ahead(topology):
     stage = DetectStage(topology)
+    limit = stage.config.max_ahead_s
     assert reason(take(stage, encode(pods()))) is None
-    assert reason(take(stage, encode(pods(time=T + 3600.0)))) is None  # the limit itself
-    assert reason(take(stage, encode(pods(time=T + 3600.0 + 3600.1)))) == "too_far_ahead"
+    assert reason(take(stage, encode(pods(time=T + limit)))) is None  # the limit itself
+    assert reason(take(stage, encode(pods(time=T + limit + limit + 0.1)))) == "too_far_ahead"
+
+
+SENDERS = ["user-svc", "music-svc", "playlist-svc", "api-gateway", "postgres"]
+
+
+def steady(stage: DetectStage, start: float, batches: int) -> list[str | None]:
+    """Every sender's batches, 5 s apart, from ``start``: the reasons they were refused."""
+    return [
+        reason(take(stage, encode(pods(e, time=start + 5.0 * i))))
+        for i in range(batches)
+        for e in SENDERS
+    ]
+
+
+def test_one_message_dated_ahead_moves_no_one_s_event_time(topology):
+    stage = DetectStage(topology)
+    assert set(steady(stage, T, 10)) == {None}
+    # One sender's batch an hour ahead, inside the bound of old: refused.
+    forged = pods("music-svc", time=T + 3599.0)
+    assert reason(take(stage, encode(forged))) == "too_far_ahead"
+    # Everyone goes on as before, the forged sender too: nothing is late.
+    assert set(steady(stage, T + 50.0, 10)) == {None}
+    assert stage.late_points == 0
+    assert stage.windows.watermark == T + 95.0
+
+
+def test_messages_dated_ahead_from_a_minority_of_senders_move_nothing(topology):
+    stage = DetectStage(topology)
+    assert set(steady(stage, T, 10)) == {None}
+    for sender in SENDERS[:2]:  # two of five, each twice
+        for ahead in (3599.0, 3604.0):
+            assert reason(take(stage, encode(pods(sender, time=T + ahead)))) == "too_far_ahead"
+    assert set(steady(stage, T + 50.0, 10)) == {None}
+    assert stage.late_points == 0
+
+
+def test_a_stream_that_truly_jumps_is_followed_once_half_its_senders_agree(topology):
+    stage = DetectStage(topology)
+    steady(stage, T, 10)
+    # Every sender back after an hour's silence: the first two of five are
+    # refused, then the stream goes on from there.
+    after = steady(stage, T + 3600.0, 3)
+    assert after == ["too_far_ahead"] * 2 + [None] * 13
+    assert stage.windows.watermark == T + 3610.0
+    # A sender alone is followed from its second batch.
+    alone = DetectStage(topology)
+    assert reason(take(alone, encode(pods(time=T)))) is None
+    assert reason(take(alone, encode(pods(time=T + 3600.0)))) == "too_far_ahead"
+    assert reason(take(alone, encode(pods(time=T + 3605.0)))) is None
 
 
 def test_late(topology):

@@ -19,6 +19,8 @@ from models.schema import (
     WIRE_METRICS,
     Rejection,
     Telemetry,
+    _check_column,
+    _plainly_valid,
     decode,
     encode,
     validate,
@@ -569,3 +571,43 @@ def test_unknown_entity_is_rejected_only_when_unknown(body, known):
         assert isinstance(result, Telemetry)
     else:
         assert_rejected(result, "unknown_entity")
+
+
+COLUMN_VALUES = st.one_of(
+    st.floats(min_value=-2, max_value=3),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-2, max_value=2**65),
+    st.booleans(),
+    st.text(max_size=2),
+    st.none(),
+)
+
+
+@settings(PROPERTY, max_examples=2000)
+@given(
+    st.sampled_from(["redis", "pods", "logins"]).flatmap(
+        lambda family: st.tuples(
+            st.just(family),
+            st.integers(0, 4),
+            st.dictionaries(
+                st.sampled_from([*WIRE_METRICS[family], "nope"]),
+                st.lists(COLUMN_VALUES, max_size=5) | COLUMN_VALUES,
+                max_size=4,
+            ),
+        )
+    )
+)
+def test_columns_judged_at_once_pass_only_where_each_column_passes(case):
+    family, n, metrics = case
+    specs = WIRE_METRICS[family]
+    plain = _plainly_valid(metrics, n, specs)
+    each = all(
+        name in specs and _check_column(name, col, n, specs[name]) is None
+        for name, col in metrics.items()
+    )
+    if plain:
+        assert each, metrics
+    # And the common case takes the quick way.
+    columns = metrics.values()
+    if each and all(type(v) is float for col in columns if type(col) is list for v in col):
+        assert plain, metrics

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from models.snapshot import IncompatibleSnapshot
-from streams.checkpoint import Checkpointed, Next, pack, unpack
+from streams.checkpoint import BrokenSnapshot, Checkpointed, Next, SnapshotStore, pack, unpack
 
 
 class Counter:
@@ -91,3 +95,51 @@ def test_a_snapshot_that_cannot_be_restored_is_refused_and_the_partition_goes_on
     assert (resumed.offset, resumed.saved) == (41, 41)
     assert resumed.place(41) is Next.SEEN and resumed.place(42) is Next.FOLD
     assert Checkpointed.resume(pack(41, Counter(7)), restore, Counter).refused is None
+
+
+class Changelog:
+    """A table's data and the records sent to its changelog, in order."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.sent: list[tuple[int | None, str, bytes | None]] = []
+
+    def send_changelog(self, partition, key, value, key_serializer=None, value_serializer=None):
+        self.sent.append((partition, key, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def test_a_large_snapshot_lands_as_small_records_and_replaces_the_last_whole():
+    table = Changelog()
+    store = SnapshotStore(table, chunk_bytes=1000)
+    big, small = pack(41, Counter(10**2500)), pack(57, Counter(3))
+
+    sizes = asyncio.run(store.write("pods:3", big))
+    assert len(sizes) == 4 and max(sizes) <= 1000  # three chunks, then the manifest
+    assert [p for p, _, _ in table.sent] == [3] * 4
+    assert table.sent[-1][1] == "pods:3"  # the manifest is sent last
+    assert store.read("pods:3") == big
+
+    table.sent.clear()
+    asyncio.run(store.write("pods:3", small))
+    assert store.read("pods:3") == small
+    assert [v for _, _, v in table.sent[:2]] == [small, table.data["pods:3"]]
+    # The records of the snapshot replaced are deleted, on the changelog too.
+    gone = {key for _, key, value in table.sent if value is None}
+    assert gone == {"pods:3/1/0", "pods:3/1/1", "pods:3/1/2"}
+    assert sorted(table.data) == ["pods:3", "pods:3/2/0"]
+
+
+def test_a_snapshot_missing_a_record_is_refused_with_the_offset_it_covered():
+    table = Changelog()
+    store = SnapshotStore(table, chunk_bytes=1000)
+    asyncio.run(store.write("pods:3", pack(41, Counter(10**2500))))
+    table.data["pods:3/1/1"] = b"tampered"
+    with pytest.raises(BrokenSnapshot, match="not what its manifest says") as broken:
+        store.read("pods:3")
+    assert broken.value.offset == 41
+    del table.data["pods:3/1/1"]
+    with pytest.raises(BrokenSnapshot, match="lacks record 1 of 3"):
+        store.read("pods:3")

@@ -41,3 +41,21 @@ def test_every_reason_has_a_counter_from_the_start():
     text = metrics.exposition().decode()
     for reason in REASONS:
         assert f'foreshock_rejected_messages_total{{reason="{reason}"}}' in text
+
+
+def test_a_message_dated_ahead_of_the_workers_clock_is_refused():
+    """A partition's first message has no stream to be judged by: the clock bounds it."""
+    import time
+
+    from models.schema import Telemetry
+    from streams.app import ahead_of_the_clock, given
+
+    def at(t: float) -> Telemetry:
+        return Telemetry("pods", "user-svc", t, [t], {"error_rate": [0.0]})
+
+    limit = given.config.max_ahead_s
+    assert ahead_of_the_clock(at(time.time())) is None
+    assert ahead_of_the_clock(at(1_664_887_505.0)) is None  # a replay of an old day
+    refused = ahead_of_the_clock(at(4_000_000_000.0))  # 2096
+    assert refused is not None and refused.reason == "too_far_ahead"
+    assert ahead_of_the_clock(at(time.time() + limit + 60)) is not None
