@@ -8,8 +8,10 @@ STAMP  := $(VENV)/.installed
 # `$(call timed,NAME,COMMAND)`: run a phase and print its wall time, keeping its exit code.
 timed = @s=$$(date +%s); $(2); rc=$$?; echo "== $(1): $$(( $$(date +%s) - s )) s"; exit $$rc
 
+# Made afresh whenever not complete: a failed install (with another Python,
+# say) is never built upon, and PYTHON= picks the interpreter again.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)

@@ -46,10 +46,15 @@ import numpy as np
 import numpy.typing as npt
 from river import anomaly
 
+from infra.settings import read_file
 from models.detectors import DETECTORS, Detector
 
 FloatArray = npt.NDArray[np.float64]
 
+# NAB's labels are some 20 KB and its largest series under 1 MB: anything
+# far larger is not what was meant (/dev/zero would never end).
+MAX_LABELS_BYTES = 16 << 20
+MAX_SERIES_BYTES = 256 << 20
 PROBATION_FRACTION = 0.15
 PROBATION_MAX = 750  # 0.15 * 5000 rows, as in NAB
 
@@ -140,7 +145,7 @@ def format_timestamps(seconds: FloatArray) -> list[str]:
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    lines = path.read_text().splitlines()
+    lines = read_file(path, MAX_SERIES_BYTES, "a NAB series (a CSV file)").decode().splitlines()
     if not lines:
         raise ValueError(f"{path}: empty, expected a header line")
     header = lines[0].strip().split(",")
@@ -215,11 +220,11 @@ def load_corpus(data_dir: Path | str, labels_file: Path | str) -> list[Series]:
 
     ``ValueError`` (or ``OSError``) naming the file or folder that cannot be used.
     """
-    with open(labels_file) as f:
-        try:
-            labels: dict[str, list[list[str]]] = json.load(f)
-        except ValueError as exc:
-            raise ValueError(f"{labels_file}: not JSON ({exc})") from exc
+    raw = read_file(Path(labels_file), MAX_LABELS_BYTES, "NAB's labels (a JSON file)")
+    try:
+        labels: dict[str, list[list[str]]] = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"{labels_file}: not JSON ({exc})") from exc
     if not Path(data_dir).is_dir():
         raise ValueError(f"{data_dir}: not a folder, expected NAB's data folder")
     if not isinstance(labels, dict) or not labels:

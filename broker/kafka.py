@@ -95,6 +95,14 @@ def read_state() -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
+def write_private(path: Path, text: str) -> None:
+    """A file only its owner may read (mode 0600), from its first byte."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def write_state(state: dict[str, Any]) -> None:
     RUN.mkdir(parents=True, exist_ok=True)
     tmp = STATE.with_suffix(".tmp")
@@ -451,18 +459,18 @@ def start(args: argparse.Namespace) -> str:
                 "by another process; free it or run `python broker/kafka.py stop --wipe` "
                 "to pick new ports (and lose the data)"
             )
-    PROPS.write_text(
-        server_properties(state, args.scram, args.partitions, args.user, args.password)
+    # The properties hold the password with --scram: the owner's alone.
+    write_private(
+        PROPS, server_properties(state, args.scram, args.partitions, args.user, args.password)
     )
     LOG4J.write_text(LOG4J_PROPERTIES)
     if args.scram:
-        SASL.write_text(
-            json.dumps(
-                {"mechanism": SCRAM_MECHANISM, "username": args.user, "password": args.password},
-                indent=2,
-            )
-            + "\n"
-        )
+        credentials = {
+            "mechanism": SCRAM_MECHANISM,
+            "username": args.user,
+            "password": args.password,
+        }
+        write_private(SASL, json.dumps(credentials, indent=2) + "\n")
     else:
         SASL.unlink(missing_ok=True)
     format_storage(state, args.scram, args.user, args.password)

@@ -11,15 +11,16 @@ import tomllib
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.config import PipelineConfig
 from models.detectors import DETECTORS
 from models.impact import Business
 from models.maintenance import MaintenanceWindow, calendar_from_dict
+from models.schema import SERIES_METRICS
 from models.topology import Topology
 
 DEFAULTS = Path(__file__).parent / "defaults"
@@ -49,7 +50,8 @@ class Settings(BaseSettings):
     scenarios: Path | None = None  # a folder of scenario files, added to the shipped library
     # Announced maintenance (a TOML calendar); workers re-read it while running.
     maintenance: Path | None = None
-    log_level: str = "WARNING"
+    # As logging names it; any case, as `worker --loglevel info` takes it.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
     # The per-series detector (a name in models.detectors), and others for
     # some metrics or families, e.g. FORESHOCK_DETECTORS='{"redis": "river-sad"}'.
     detector: str = "surprise"
@@ -75,10 +77,29 @@ class Settings(BaseSettings):
     # The Faust app: workers with the same id share the work.
     app_id: str = "foreshock"
     topic_prefix: str = ""  # namespaces every topic, e.g. "staging."
-    partitions: int = 6  # of every telemetry topic: the most workers that can share them
+    # Of every telemetry topic: the most workers that can share them.
+    partitions: Annotated[int, Field(ge=1)] = 6
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("detectors")
+    @classmethod
+    def _detectors_for_what_exists(cls, chosen: dict[str, str]) -> dict[str, str]:
+        """Keys are families or series metrics: one that is neither would never apply."""
+        known = set(SERIES_METRICS) | {m for ms in SERIES_METRICS.values() for m in ms}
+        unknown = sorted(set(chosen) - known)
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)}: no such family or metric; "
+                f"families: {', '.join(sorted(SERIES_METRICS))}"
+            )
+        return chosen
 
     def load_topology(self) -> Topology:
         return self._load("topology", Topology.from_dict)
@@ -146,20 +167,27 @@ class Settings(BaseSettings):
         return options
 
 
+def read_file(path: Path, limit: int, what: str) -> bytes:
+    """A regular file of at most ``limit`` bytes; ``ValueError`` naming the
+    file and what is wrong with it otherwise (``what`` is what it should be).
+    Not a folder or a device: /dev/zero would be read until memory runs out."""
+    try:
+        if not path.is_file():
+            why = "not a regular file" if path.exists() else "no such file"
+            raise ValueError(f"{path}: {why}; give {what}")
+        with path.open("rb") as f:
+            raw = f.read(limit + 1)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if len(raw) > limit:
+        raise ValueError(f"{path}: larger than {limit >> 20} MiB, the limit of {what}")
+    return raw
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """A configuration file: TOML in a regular file of at most 1 MiB.
     ``ValueError`` naming the file and what is wrong with it otherwise."""
-    try:
-        # Not a folder or a device: /dev/zero would be read until memory runs out.
-        if not path.is_file():
-            why = "not a regular file" if path.exists() else "no such file"
-            raise ValueError(f"{path}: {why}; give a TOML file")
-        with path.open("rb") as f:
-            raw = f.read(MAX_TOML_BYTES + 1)
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    if len(raw) > MAX_TOML_BYTES:
-        raise ValueError(f"{path}: larger than 1 MiB, the limit of a configuration file")
+    raw = read_file(path, MAX_TOML_BYTES, "a TOML file")
     try:
         return tomllib.loads(raw.decode())
     except ValueError as exc:  # not UTF-8, or not TOML

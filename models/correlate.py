@@ -41,10 +41,10 @@ from models.report import Note, WindowReport
 from models.severity import UserImpact
 from models.snapshot import (
     Snapshotted,
+    as_count,
     as_dict,
     as_finite,
     as_float,
-    as_int,
     as_list,
     dict_of,
     load,
@@ -344,10 +344,10 @@ class CorrelateStage(Snapshotted):
         )
         stage.progress = dict_of(as_float, state["progress"])
         stage.correlated_until = as_float(state["correlated_until"])
-        stage.stale_reports = as_int(state["stale_reports"])
+        stage.stale_reports = as_count(state["stale_reports"])
         stage._active = defaultdict(dict, _from_nodes(topology, state["active"]))
         stage._touched = _from_nodes(topology, state["touched"])
-        stage._hurting_windows = as_int(state["hurting_windows"])
+        stage._hurting_windows = as_count(state["hurting_windows"])
         stage.gaps = dict_of(as_finite, state["gaps"])
         stage.changes = {ChangeEvent.from_state(c) for c in as_list(state["changes"])}
         return stage

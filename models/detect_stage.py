@@ -29,6 +29,7 @@ from models.report import LatePoints, Note, WindowReport
 from models.schema import SERIES_METRICS, Bad, MetricSpec, Rejection, Telemetry
 from models.snapshot import (
     Snapshotted,
+    as_count,
     as_dict,
     as_float,
     as_int,
@@ -223,11 +224,12 @@ class DetectStage(Snapshotted):
         """
         cfg = config
         stage = cls(topology, cfg, as_str(state["source"]))
-        stage.samples = as_int(state["samples"])
-        stage.late_points = as_int(state["late_points"])
+        stage.samples = as_count(state["samples"])
+        stage.late_points = as_count(state["late_points"])
         stage.batches = dict(_batch_from_state(raw) for raw in as_list(state["batches"]))
         stage.windows = Windower.from_state(as_dict(state["windows"]), cfg.window_s, cfg.lateness_s)
         known = topology.family_of
+        stage.windows.keep_only(known)
         for (entity, metric), raw in pairs_of(as_dict, state["monitors"]).items():
             if entity in known:
                 key = (entity, metric)

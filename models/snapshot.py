@@ -176,6 +176,22 @@ def as_int(value: Any) -> int:
     raise TypeError(f"expected an integer, got {value!r}"[:100])
 
 
+def as_count(value: Any) -> int:
+    """An integer that counts something: never below 0 (a count divides).
+
+    >>> as_count(3)
+    3
+    >>> as_count(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: expected a count, got -1
+    """
+    count = as_int(value)
+    if count < 0:
+        raise ValueError(f"expected a count, got {count}")
+    return count
+
+
 def as_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -270,7 +286,7 @@ def counters_state(watch: Any) -> dict[str, Any]:
 
 
 def load_counters(watch: Any, state: dict[str, Any]) -> None:
-    watch._streak = as_int(state["streak"])
-    watch._calm = as_int(state["calm"])
-    watch._held = as_int(state["held"])
+    watch._streak = as_count(state["streak"])
+    watch._calm = as_count(state["calm"])
+    watch._held = as_count(state["held"])
     watch._first = as_float(state["first"])

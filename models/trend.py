@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.snapshot import (
+    as_count,
     as_float,
-    as_int,
     as_list,
     counters_state,
     list_of,
@@ -162,7 +162,7 @@ class ExhaustionWatch:
         watch.forecast.load_state(state["forecast"])
         active = state["active"]
         watch.active = None if active is None else record_from_state(ExhaustionWarning, active)
-        watch._streak = as_int(state["streak"])
+        watch._streak = as_count(state["streak"])
         return watch
 
     def update(self, at: float, value: float) -> ExhaustionWarning | None:
@@ -271,8 +271,8 @@ class LatencyCreep:
     def load_state(self, state: dict[str, Any]) -> None:
         self._recent = as_float(state["recent"])
         self._baseline = as_float(state["baseline"])
-        self._n_recent = as_int(state["n_recent"])
-        self._n = as_int(state["n"])
+        self._n_recent = as_count(state["n_recent"])
+        self._n = as_count(state["n"])
 
     def update_recent(self, y: float) -> None:
         self._n_recent += 1

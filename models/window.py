@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.mentions import is_outage_mention
-from models.schema import WIRE_METRICS, Telemetry
-from models.snapshot import as_float, as_int, as_list, as_str, dict_of
+from models.schema import EARLIEST_TS, LATEST_TS, WIRE_METRICS, Telemetry
+from models.snapshot import as_count, as_float, as_list, as_str, dict_of
 
 SeriesKey = tuple[str, str]  # (entity, series metric)
 
@@ -189,6 +189,12 @@ class Windower:
         w = cls(window_s, lateness_s)
         w.watermark = as_float(state["watermark"])
         w.clock = EventClock.from_state(state["senders"])
+        senders = [*w.clock.latest.values(), *w.clock.ahead.values()]
+        if any(not EARLIEST_TS <= t <= LATEST_TS for t in senders):
+            raise ValueError("a sender's time outside 2000..2100")
+        # The watermark is a time the senders reached, or nothing yet.
+        if w.watermark > max(w.clock.latest.values(), default=float("-inf")):
+            raise ValueError(f"watermark {w.watermark} is past every sender's latest batch")
         w.closed_until = as_float(state["closed_until"])
         for raw in as_list(state["open"]):
             start, entities = as_list(raw, 2)
@@ -198,11 +204,24 @@ class Windower:
                 if family not in WIRE_METRICS or not set(sums["n"]) <= set(WIRE_METRICS[family]):
                     raise ValueError(f"no such family and metrics: {family!r}, {list(sums['n'])}")
                 acc = _Sums()
-                acc.n.update(dict_of(as_int, sums["n"]))
+                acc.n.update(dict_of(as_count, sums["n"]))
                 acc.sums.update(dict_of(as_float, sums["sums"]))
-                acc.texts = as_int(sums["texts"])
+                acc.texts = as_count(sums["texts"])
+                # A mean needs the points it is over.
+                if set(acc.sums) - ({"outage"} if family == "social" else set(acc.n)):
+                    raise ValueError(f"sums without counts in an open window: {list(acc.sums)}")
+                if 0 in acc.n.values():
+                    raise ValueError("an open window counts 0 points of a metric it sums")
                 slots[as_str(entity)] = (as_str(family), acc)
         return w
+
+    def keep_only(self, family_of: dict[str, str]) -> None:
+        """Forget the open sums of entities not of these families (a topology
+        that no longer holds them: their telemetry is refused now)."""
+        for entities in self._open.values():
+            for entity, (family, _) in list(entities.items()):
+                if family_of.get(entity) != family:
+                    del entities[entity]
 
     def _bucket(self, ts: float) -> float:
         return ts - ts % self.window_s

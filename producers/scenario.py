@@ -47,6 +47,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import itertools
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
@@ -264,6 +265,39 @@ def _period(e: dict[str, Any], what: str) -> tuple[float | None, float | None]:
     return float(every), float(length)
 
 
+# Parameters that are shares of something: set to a value from 0 to 1.
+_SHARES = {p for ps in PARAMS.values() for p in ps if p.endswith(("_ratio", "_share", "_rate"))}
+_SHARES -= {"request_rate", "attempt_rate", "mention_rate"}
+
+
+def _number(value: Any, what: str, low: float = 0.0, *, above: bool = False) -> float:
+    """A finite number of at least ``low`` (``above``: more than ``low``).
+
+    >>> _number(2, "batch_s", above=True)
+    2.0
+    >>> _number(float("nan"), "blips_per_hour")
+    Traceback (most recent call last):
+    ...
+    ValueError: blips_per_hour must be a finite number of at least 0, not nan
+    """
+    number = type(value) in (int, float) and math.isfinite(value)
+    if not number or value < low or (above and value == low):
+        bound = f"{'above' if above else 'of at least'} {low:g}"
+        raise ValueError(f"{what} must be a finite number {bound}, not {value!r}")
+    return float(value)
+
+
+def _frame_value(value: Any, param: str, mode: str, what: str) -> float:
+    """A keyframe's value: a share is set from 0 to 1, a level set or a
+    factor scaled by is never negative, an addition is any finite number."""
+    if mode == "add":
+        return _number(value, what, -math.inf)
+    number = _number(value, what)
+    if mode == "set" and param in _SHARES and number > 1:
+        raise ValueError(f"{what} sets {param}, a share, to {number:g}: give it from 0 to 1")
+    return number
+
+
 def _utc(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -467,7 +501,11 @@ class Scenario:
             if e.get("mode", "set") not in MODES:
                 raise ValueError(f"{what}: mode must be one of {MODES}")
             every, length = _period(e, what)
-            frames = tuple((when(k, f"{what} keyframe"), float(v)) for k, v in e["keyframes"])
+            mode = e.get("mode", "set")
+            frames = tuple(
+                (when(k, f"{what} keyframe"), _frame_value(v, e["param"], mode, f"{what} keyframe"))
+                for k, v in e["keyframes"]
+            )
             if any(b[0] < a[0] for a, b in itertools.pairwise(frames)):
                 raise ValueError(f"{what} on {e['target']}/{e['param']}: keyframes out of order")
             effects.append(
@@ -496,6 +534,7 @@ class Scenario:
             float(dv.get("max_delay_s", 0.0)),
             float(dv.get("jitter_s", 0.0)),
         )
+        resolution = _number(d.get("resolution_s", 1.0), "resolution_s", above=True)
         scenario = cls(
             name=d["name"],
             description=d.get("description", ""),
@@ -503,9 +542,9 @@ class Scenario:
             end=end,
             truth=truth,
             effects=tuple(effects),
-            resolution_s=float(d.get("resolution_s", 1.0)),
-            batch_s=float(d.get("batch_s", 5.0)),
-            blips_per_hour=float(d.get("blips_per_hour", 4.0)),
+            resolution_s=resolution,
+            batch_s=_number(d.get("batch_s", 5.0), "batch_s", resolution),
+            blips_per_hour=_number(d.get("blips_per_hour", 4.0), "blips_per_hour"),
             maintenance=tuple(maintenance),
             gaps=tuple(gaps),
             delivery=delivery,

@@ -51,6 +51,7 @@ from models.impact import Business
 from models.incident import IncidentEvent
 from models.report import WindowReport
 from models.schema import Rejection, Telemetry, decode
+from models.snapshot import IncompatibleSnapshot
 from models.topology import Topology
 from streams import metrics
 from streams.deadletters import (
@@ -176,11 +177,22 @@ async def _expect_every_source(p: Partition[CorrelateStage]) -> None:
     heard.update(dict.fromkeys(correlator.progress, time.monotonic()))
 
 
+def restored_detectors(blob: bytes) -> DetectStage:
+    """A partition's detection stage from its snapshot; one whose event time
+    is ahead of this worker's clock (state that no real stream made) is
+    refused, as ``ahead_of_the_clock`` refuses such a message."""
+    stage = DetectStage.restore(blob, given.topology, given.config)
+    ahead = stage.windows.watermark - time.time()
+    if ahead > given.config.max_ahead_s:
+        raise IncompatibleSnapshot(f"its event time is {ahead:.0f} s ahead of this worker's clock")
+    return stage
+
+
 detectors: Partitions[DetectStage] = Partitions(
     app,
     detect_state,
     "detecting on",
-    restore=lambda blob: DetectStage.restore(blob, given.topology, given.config),
+    restore=restored_detectors,
     fresh=lambda source: DetectStage(given.topology, given.config, source=source),
     sink=lambda: KafkaSink(anomalies=anomalies),
     resumed=_learned,

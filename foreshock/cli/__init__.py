@@ -47,6 +47,10 @@ def main(
     ctx.obj = settings
     level = logging.INFO if verbose else settings.log_level
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # The Kafka client at DEBUG logs every payload it sends (hundreds of MB
+    # a minute, secrets among them): DEBUG is for Foreshock's own logs.
+    chosen = logging.getLogger().getEffectiveLevel()
+    logging.getLogger("aiokafka").setLevel(max(chosen, logging.INFO))
 
 
 def _setting_error(error: object) -> str:
@@ -54,7 +58,8 @@ def _setting_error(error: object) -> str:
     assert isinstance(error, dict)
     field, *inside = (str(part) for part in error["loc"])  # inside: a key of a JSON setting
     where = f" ({'.'.join(inside)})" if inside else ""
-    return f"FORESHOCK_{field.upper()}{where}: {error['msg']}"
+    message = str(error["msg"]).removeprefix("Value error, ")  # pydantic's wording
+    return f"FORESHOCK_{field.upper()}{where}: {message}"
 
 
 app.command()(replay.scenarios)

@@ -128,7 +128,10 @@ def kafka(
 
 @app.command()
 def memory(
-    series: Annotated[int, typer.Option(min=10, help="series in the larger world")] = 100_000,
+    series: Annotated[
+        # About 1.4 KB each: two million hold some 3 GB, within any machine's memory.
+        int, typer.Option(min=10, max=2_000_000, help="series in the larger world")
+    ] = 100_000,
     json: Json = False,
 ) -> None:
     """Bytes of model state per series: the detection stage's snapshot and the

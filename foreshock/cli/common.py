@@ -43,7 +43,7 @@ class Speed(StrEnum):
 ScenarioName = Annotated[
     str, typer.Argument(help="scenario name (see `foreshock scenarios`) or file name.toml")
 ]
-Seed = Annotated[int, typer.Option(min=0, help="random seed of the synthetic world")]
+Seed = Annotated[int, typer.Option(min=0, max=2**63 - 1, help="random seed of the synthetic world")]
 Pace = Annotated[Speed, typer.Option(help="max: as fast as possible; 1, 10: × real time")]
 Json = Annotated[bool, typer.Option("--json", help="print one JSON object instead")]
 KeepTopics = Annotated[

@@ -30,7 +30,7 @@ from river.base import Estimator
 from models.detectors.base import Assessment, Detector, season_of_rows
 from models.detectors.surprise import tail_surprise
 from models.schema import MetricSpec
-from models.snapshot import as_float, as_int, list_of
+from models.snapshot import as_count, as_float, list_of
 
 _MAD_TO_SD = math.sqrt(math.pi / 2.0)
 _MAX_SURPRISE = 300.0  # one chance in 1e300: as sure as a float can say
@@ -210,7 +210,7 @@ class RiverDetector(Detector):
             raise ValueError(f"{len(seen)} values kept, at most {det.history}")
         for y in seen:
             det.learn_one(None, y)
-        det._n = as_int(state["n"])
+        det._n = as_count(state["n"])
         return det
 
 

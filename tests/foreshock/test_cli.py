@@ -111,8 +111,8 @@ def test_nab_is_a_benchmark_among_the_others(cli):
         ),
         (
             ("bench", "nab", "--data", "/no/such/folder", "--labels", "/no/such/file.json"),
-            "error: cannot read the NAB corpus: [Errno 2] No such file or directory: "
-            "'/no/such/file.json'",
+            "error: cannot read the NAB corpus: /no/such/file.json: no such file; "
+            "give NAB's labels (a JSON file)",
         ),
     ],
 )

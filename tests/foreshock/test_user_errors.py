@@ -7,6 +7,7 @@ broker (the bootstrap points at a closed port, in case a check is missed).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -38,6 +39,11 @@ CASES: dict[str, tuple[tuple[str, ...], dict[str, str], str]] = {
     "unknown command": (("replai",), {}, "replai"),
     "no seeds": (("bench", "--seeds", "0"), {}, "--seeds"),
     "soak rate of 0": (("bench", "soak", "--rate", "0"), {}, "--rate"),
+    "memory beyond any machine": (
+        ("bench", "memory", "--series", "10000000000000"),
+        {},
+        "--series",
+    ),
     "unknown scenario": (("replay", "nope"), {}, "nope"),
     "out into a missing folder": ((*REPLAY, "--out", "{tmp}/no/x.jsonl"), {}, "{tmp}/no/x.jsonl"),
     "missing topology": (
@@ -62,6 +68,15 @@ CASES: dict[str, tuple[tuple[str, ...], dict[str, str], str]] = {
     "calendar without one": (REPLAY, {"MAINTENANCE": "{tmp}/other.toml"}, "maintenance = []"),
     "unknown detector": (REPLAY, {"DETECTOR": "nope"}, "FORESHOCK_DETECTOR: no detector nope"),
     "detectors not JSON": (REPLAY, {"DETECTORS": "redis"}, "FORESHOCK_DETECTORS: not valid JSON"),
+    "detectors: unknown metric": (
+        REPLAY,
+        {"DETECTORS": '{{"latency_p99": "surprise"}}'},  # braces doubled: a format string
+        "FORESHOCK_DETECTORS: latency_p99: no such family or metric",
+    ),
+    "unknown log level": (REPLAY, {"LOG_LEVEL": "loud"}, "FORESHOCK_LOG_LEVEL"),
+    "no partitions": (("worker",), {"PARTITIONS": "0"}, "FORESHOCK_PARTITIONS"),
+    "negative partitions": (("produce", "tiny"), {"PARTITIONS": "-1"}, "FORESHOCK_PARTITIONS"),
+    "seed beyond 64 bits": ((*REPLAY, "--seed", "18446744073709551616"), {}, "--seed"),
     "worker's detector": (("worker",), {"DETECTOR": "nope"}, "FORESHOCK_DETECTOR"),
     "missing scenario folder": (("scenarios",), {"SCENARIOS": "{tmp}/no"}, "{tmp}/no"),
     "scenario not TOML": (
@@ -78,6 +93,11 @@ CASES: dict[str, tuple[tuple[str, ...], dict[str, str], str]] = {
     "nab: missing data folder": (nab("no", "nab/none.json"), {}, "{tmp}/no: not a folder"),
     "nab: empty corpus": (nab("nab", "nab/none.json"), {}, "{tmp}/nab/none.json: names no"),
     "nab: labels not JSON": (nab("nab", "bad.json"), {}, "{tmp}/bad.json: not JSON"),
+    "nab: labels a device": (
+        ("bench", "nab", "--data", "{tmp}/nab", "--labels", "/dev/zero"),
+        {},
+        "/dev/zero: not a regular file",
+    ),
     "nab: empty data file": (nab("nab", "nab/empty.json"), {}, "{tmp}/nab/a/empty.csv"),
     "nab: windows not timestamps": (nab("nab", "nab/untidy.json"), {}, "a/g.csv: windows"),
     "nab: out is a file": (
@@ -142,3 +162,15 @@ def test_a_calendar_without_maintenance_says_so(tmp_path: Path, text: str) -> No
     calendar.write_text(text)
     settings = Settings(maintenance=calendar)
     assert settings.load_maintenance(settings.load_topology()) == ()
+
+
+def test_the_log_level_is_taken_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORESHOCK_LOG_LEVEL", "debug")
+    assert Settings().log_level == "DEBUG"
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", logging.DEBUG)  # as the CLI's own run sets it
+    monkeypatch.setattr(logging.getLogger("aiokafka"), "level", logging.NOTSET)
+    result = CliRunner().invoke(app, ["scenarios"])
+    assert result.exit_code == 0, result.output
+    # Never the Kafka client's payloads, which it logs at DEBUG.
+    assert logging.getLogger("aiokafka").getEffectiveLevel() == logging.INFO

@@ -217,3 +217,15 @@ def test_settings_never_show_the_password():
     settings = Settings(kafka_sasl_password=password)
     assert password not in repr(settings) + str(settings) + settings.model_dump_json()
     assert "sasl_plain_password" not in settings.kafka_client_options()  # PLAINTEXT: not sent
+
+
+def test_the_brokers_files_that_hold_the_password_are_the_owners_alone(scram_broker):
+    run = scram_broker.run
+    holding = [
+        p
+        for p in run.rglob("*")
+        if p.is_file() and scram_broker.password in p.read_text(errors="replace")
+    ]
+    assert {p.name for p in holding} >= {"sasl.json", "server.properties"}
+    for path in holding:
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is mode {path.stat().st_mode & 0o777:o}"

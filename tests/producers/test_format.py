@@ -227,3 +227,34 @@ def test_a_pool_is_driven_only_where_the_topology_declares_one(tmp_path, topolog
     assert "#1: 'music-svc' has no 'pool_used_ratio': only entities whose topology" in refusal(
         lacking, topology
     )
+
+
+@pytest.mark.parametrize(
+    "old, new, says",
+    [
+        (
+            'name = "tiny"',
+            'name = "tiny"\nresolution_s = 0',
+            "resolution_s must be a finite number above 0",
+        ),
+        ('name = "tiny"', 'name = "tiny"\nresolution_s = -1', "resolution_s must be a finite"),
+        (
+            'name = "tiny"',
+            'name = "tiny"\nbatch_s = 0',
+            "batch_s must be a finite number of at least 1, not 0",
+        ),
+        ('name = "tiny"', 'name = "tiny"\nblips_per_hour = -5', "blips_per_hour must be a finite"),
+        ("0.5]]", "nan]]", "#1 keyframe must be a finite number of at least 0, not nan"),
+        ("0.5]]", "-3]]", "#1 keyframe must be a finite number of at least 0, not -3"),
+        ("0.5]]", "7.5]]", "#1 keyframe sets error_rate, a share, to 7.5: give it from 0 to 1"),
+        ("0.5]]", "inf]]", "#1 keyframe must be a finite number of at least 0, not inf"),
+        ("0.5]]", '"high"]]', "#1 keyframe must be a finite number of at least 0, not 'high'"),
+    ],
+)
+def test_a_value_that_cannot_be_meant_is_refused(tmp_path, old, new, says):
+    assert says in refusal(write(tmp_path, "odd", TINY.replace(old, new, 1)))
+
+
+def test_a_factor_or_an_addition_may_go_past_a_share(tmp_path):
+    text = TINY.replace("keyframes", 'mode = "scale"\nkeyframes').replace("0.5]]", "7.5]]")
+    assert Scenario.from_file(write(tmp_path, "scaled", text)).effects[0].keyframes[-1][1] == 7.5

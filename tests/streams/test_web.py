@@ -59,3 +59,21 @@ def test_a_message_dated_ahead_of_the_workers_clock_is_refused():
     refused = ahead_of_the_clock(at(4_000_000_000.0))  # 2096
     assert refused is not None and refused.reason == "too_far_ahead"
     assert ahead_of_the_clock(at(time.time() + limit + 60)) is not None
+
+
+def test_a_snapshot_whose_event_time_is_ahead_of_the_clock_is_refused():
+    import pytest
+
+    from models.detect_stage import DetectStage
+    from models.schema import Telemetry
+    from models.snapshot import IncompatibleSnapshot
+    from streams.app import given, restored_detectors
+
+    def learned(t: float) -> bytes:
+        stage = DetectStage(given.topology, given.config)
+        stage.process(Telemetry("pods", "user-svc", t, [t], {"error_rate": [0.0]}))
+        return stage.snapshot()
+
+    assert restored_detectors(learned(1_664_887_505.0)).windows.watermark == 1_664_887_505.0
+    with pytest.raises(IncompatibleSnapshot, match="ahead of this worker's clock"):
+        restored_detectors(learned(3_900_000_000.0))  # 2093
