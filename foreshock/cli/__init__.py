@@ -47,10 +47,6 @@ def main(
     ctx.obj = settings
     level = logging.INFO if verbose else settings.log_level
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    # The Kafka client at DEBUG logs every payload it sends (hundreds of MB
-    # a minute, secrets among them): DEBUG is for Foreshock's own logs.
-    chosen = logging.getLogger().getEffectiveLevel()
-    logging.getLogger("aiokafka").setLevel(max(chosen, logging.INFO))
 
 
 def _setting_error(error: object) -> str:

@@ -5,6 +5,7 @@ them."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Annotated
@@ -44,6 +45,11 @@ def produce(
     json: Json = False,
 ) -> None:
     """Publish a scenario's telemetry to Kafka (FORESHOCK_KAFKA_BOOTSTRAP)."""
+    # The Kafka client at DEBUG logs every request it sends, payloads and
+    # all: some 500 MB a minute from a producer at full speed. (A worker's
+    # `--loglevel debug` keeps them: its exchanges with the broker.)
+    client = logging.getLogger("aiokafka")
+    client.setLevel(max(client.getEffectiveLevel(), logging.INFO))
     settings = settings_of(ctx)
     sc = find_scenario(settings, scenario)
     topology, business = topology_and_business(settings)

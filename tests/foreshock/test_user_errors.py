@@ -167,10 +167,16 @@ def test_a_calendar_without_maintenance_says_so(tmp_path: Path, text: str) -> No
 def test_the_log_level_is_taken_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FORESHOCK_LOG_LEVEL", "debug")
     assert Settings().log_level == "DEBUG"
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "level", logging.DEBUG)  # as the CLI's own run sets it
-    monkeypatch.setattr(logging.getLogger("aiokafka"), "level", logging.NOTSET)
     result = CliRunner().invoke(app, ["scenarios"])
     assert result.exit_code == 0, result.output
-    # Never the Kafka client's payloads, which it logs at DEBUG.
+
+
+def test_the_producer_never_logs_its_payloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORESHOCK_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("FORESHOCK_KAFKA_BOOTSTRAP", "127.0.0.1:9")  # closed: it stops there
+    monkeypatch.setattr(logging.getLogger(), "level", logging.DEBUG)  # as the CLI's run sets it
+    monkeypatch.setattr(logging.getLogger("aiokafka"), "level", logging.NOTSET)
+    result = CliRunner().invoke(app, ["produce", "reference-2022-10-04"])
+    assert result.exit_code == 2, result.output
+    # The Kafka client logs every request, payloads and all, at DEBUG.
     assert logging.getLogger("aiokafka").getEffectiveLevel() == logging.INFO

@@ -193,9 +193,26 @@ def test_a_truth_may_accept_several_root_causes_and_a_sev_path(tmp_path, topolog
         ("keyframes", "every_s = 0\nfor_s = 8\nkeyframes", "#1: every_s must be a positive number"),
         ("keyframes", 'every_s = "2m"\nfor_s = 8\nkeyframes', "every_s must be a positive number"),
         ("keyframes", "every_s = 60\nfor_s = -1\nkeyframes", "for_s must be a positive number"),
+        (
+            'name = "tiny"',
+            'name = "tiny"\nresolution_s = 0',
+            "resolution_s must be a finite number above 0",
+        ),
+        ('name = "tiny"', 'name = "tiny"\nresolution_s = -1', "resolution_s must be a finite"),
+        (
+            'name = "tiny"',
+            'name = "tiny"\nbatch_s = 0',
+            "batch_s must be a finite number of at least 1, not 0",
+        ),
+        ('name = "tiny"', 'name = "tiny"\nblips_per_hour = -5', "blips_per_hour must be a finite"),
+        ("0.5]]", "nan]]", "#1 keyframe must be a finite number of at least 0, not nan"),
+        ("0.5]]", "-3]]", "#1 keyframe must be a finite number of at least 0, not -3"),
+        ("0.5]]", "7.5]]", "#1 keyframe sets error_rate, a share, to 7.5: give it from 0 to 1"),
+        ("0.5]]", "inf]]", "#1 keyframe must be a finite number of at least 0, not inf"),
+        ("0.5]]", '"high"]]', "#1 keyframe must be a finite number of at least 0, not 'high'"),
     ],
 )
-def test_a_truth_or_a_period_that_cannot_be_meant_is_refused(tmp_path, old, new, says):
+def test_a_truth_a_period_or_a_value_that_cannot_be_meant_is_refused(tmp_path, old, new, says):
     assert says in refusal(write(tmp_path, "odd", TINY.replace(old, new, 1)))
 
 
@@ -227,32 +244,6 @@ def test_a_pool_is_driven_only_where_the_topology_declares_one(tmp_path, topolog
     assert "#1: 'music-svc' has no 'pool_used_ratio': only entities whose topology" in refusal(
         lacking, topology
     )
-
-
-@pytest.mark.parametrize(
-    "old, new, says",
-    [
-        (
-            'name = "tiny"',
-            'name = "tiny"\nresolution_s = 0',
-            "resolution_s must be a finite number above 0",
-        ),
-        ('name = "tiny"', 'name = "tiny"\nresolution_s = -1', "resolution_s must be a finite"),
-        (
-            'name = "tiny"',
-            'name = "tiny"\nbatch_s = 0',
-            "batch_s must be a finite number of at least 1, not 0",
-        ),
-        ('name = "tiny"', 'name = "tiny"\nblips_per_hour = -5', "blips_per_hour must be a finite"),
-        ("0.5]]", "nan]]", "#1 keyframe must be a finite number of at least 0, not nan"),
-        ("0.5]]", "-3]]", "#1 keyframe must be a finite number of at least 0, not -3"),
-        ("0.5]]", "7.5]]", "#1 keyframe sets error_rate, a share, to 7.5: give it from 0 to 1"),
-        ("0.5]]", "inf]]", "#1 keyframe must be a finite number of at least 0, not inf"),
-        ("0.5]]", '"high"]]', "#1 keyframe must be a finite number of at least 0, not 'high'"),
-    ],
-)
-def test_a_value_that_cannot_be_meant_is_refused(tmp_path, old, new, says):
-    assert says in refusal(write(tmp_path, "odd", TINY.replace(old, new, 1)))
 
 
 def test_a_factor_or_an_addition_may_go_past_a_share(tmp_path):
