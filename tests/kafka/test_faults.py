@@ -262,6 +262,8 @@ def own_broker(tmp_path: Path):
         broker(run, "stop --wipe")
 
 
+# About 70 s: a broker of its own to stop and start (some 10 s), 20 s without it,
+# and the worker reconnecting before it finishes the short world.
 def test_broker_stopped_for_20_s_mid_stream(own_broker, tmp_path, scenarios, topology, business):
     """The broker goes away while the worker is mid-way through the day (the
     leak already warned, the fault still ahead) and comes back on the same

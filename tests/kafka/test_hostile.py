@@ -102,6 +102,8 @@ async def small_dead_letter_topic(settings: Settings) -> None:
         await admin.create_topics([NewTopic(topic, settings.partitions, 1, topic_configs=limit)])
 
 
+# About 60-70 s: 51,200 hostile messages among a slice of the reference
+# day around the fault, each dead-lettered, and the outage still paged.
 def test_a_worker_under_attack_dead_letters_everything_and_still_pages(
     namespace: Namespace, scenarios, topology, business
 ):

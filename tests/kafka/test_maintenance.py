@@ -61,6 +61,8 @@ def run(ns: Namespace, scenario: Scenario, topology, business, announced: Path |
     return [e for e in incident_events(ns) if e["kind"] == "opened"]
 
 
+# About 2 min: the same 90-minute day twice, with and without the calendar,
+# each by its own worker; a short world would cut the maintenance window.
 def test_announced_maintenance_does_not_page_and_unannounced_does(
     kafka_bootstrap, tmp_path, scenarios, topology, business
 ):

@@ -102,6 +102,8 @@ def test_same_incident_as_the_embedded_engine(
     )
 
 
+# About 60 s: two workers one after the other, the second restoring every
+# partition from the changelog.
 def test_a_restarted_worker_resumes_from_the_changelog(namespace, scenarios, topology, business):
     truth = scenarios[SCENARIO].truth
     assert truth.fault_start is not None and truth.precursor_start is not None
