@@ -292,7 +292,7 @@ class DetectStage(Snapshotted):
         ):
             return Rejection(
                 "too_far_ahead",
-                f"time is {ahead:.0f} s ahead of the stream; at most {self.config.max_ahead_s:.0f}",
+                f"time is {ahead:.0f} s ahead of the stream; at most {limit:.0f}",
             )
         key = _batch_key(tel)
         if key in self.batches:

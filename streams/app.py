@@ -177,14 +177,23 @@ async def _expect_every_source(p: Partition[CorrelateStage]) -> None:
     heard.update(dict.fromkeys(correlator.progress, time.monotonic()))
 
 
+def beyond_the_clock(t: float) -> str | None:
+    """Why event time ``t`` is further ahead of this worker's clock than one
+    may be ahead of its stream, if it is: a live stream's bound."""
+    ahead, limit = t - time.time(), given.config.max_ahead_s
+    if ahead <= limit:
+        return None
+    return f"{ahead:.0f} s ahead of this worker's clock; at most {limit:.0f}"
+
+
 def restored_detectors(blob: bytes) -> DetectStage:
     """A partition's detection stage from its snapshot; one whose event time
     is ahead of this worker's clock (state that no real stream made) is
     refused, as ``ahead_of_the_clock`` refuses such a message."""
     stage = DetectStage.restore(blob, given.topology, given.config)
-    ahead = stage.windows.watermark - time.time()
-    if ahead > given.config.max_ahead_s:
-        raise IncompatibleSnapshot(f"its event time is {ahead:.0f} s ahead of this worker's clock")
+    why = beyond_the_clock(stage.windows.watermark)
+    if why is not None:
+        raise IncompatibleSnapshot(f"its event time is {why}")
     return stage
 
 
@@ -289,12 +298,8 @@ def ahead_of_the_clock(tel: Telemetry) -> Rejection | None:
     """A live stream's bound on event time: no message is dated further ahead
     of this worker's clock than one may be ahead of its stream. It holds the
     first message of a partition too, which has no stream to be judged by."""
-    ahead, limit = tel.time - time.time(), given.config.max_ahead_s
-    if ahead <= limit:
-        return None
-    return Rejection(
-        "too_far_ahead", f"time is {ahead:.0f} s ahead of this worker's clock; at most {limit:.0f}"
-    )
+    why = beyond_the_clock(tel.time)
+    return None if why is None else Rejection("too_far_ahead", f"time is {why}")
 
 
 @app.agent(telemetry)

@@ -120,12 +120,7 @@ def read_snapshot(stored: Mapping[str, bytes], source: str) -> tuple[bytes | Non
         return None, 0
     if not record.startswith(b"{"):
         return record, 0
-    try:
-        manifest = orjson.loads(record)
-        version, offset = int(manifest["version"]), int(manifest["offset"])
-        chunks, size, digest = int(manifest["chunks"]), int(manifest["bytes"]), manifest["sha256"]
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise BrokenSnapshot(-1, f"a snapshot manifest that cannot be read ({exc!r})") from exc
+    version, offset, chunks, size, digest = _manifest(record)
     parts = []
     for n in range(max(chunks, 0)):
         part = stored.get(_chunk_key(source, version, n))
@@ -136,6 +131,27 @@ def read_snapshot(stored: Mapping[str, bytes], source: str) -> tuple[bytes | Non
     if len(blob) != size or hashlib.sha256(blob).hexdigest() != digest:
         raise BrokenSnapshot(offset, f"snapshot version {version} is not what its manifest says")
     return blob, version
+
+
+def _manifest(record: bytes) -> tuple[int, int, int, int, str]:
+    """A manifest's version, offset covered, chunks, bytes and SHA-256."""
+    try:
+        m = orjson.loads(record)
+        return int(m["version"]), int(m["offset"]), int(m["chunks"]), int(m["bytes"]), m["sha256"]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise BrokenSnapshot(-1, f"a snapshot manifest that cannot be read ({exc!r})") from exc
+
+
+def _version(stored: Mapping[str, bytes], source: str) -> int:
+    """The version of the latest snapshot of ``source``, read from its manifest
+    alone (0: none, or one written whole; -1 is never a version)."""
+    record = stored.get(source)
+    if record is None or not record.startswith(b"{"):
+        return 0
+    try:
+        return _manifest(record)[0]
+    except BrokenSnapshot:
+        return 0
 
 
 class SnapshotTable(Protocol):
@@ -170,10 +186,9 @@ class SnapshotStore:
     async def write(self, source: str, blob: bytes) -> list[int]:
         """Land a snapshot: its chunks, then its manifest, then delete the
         records of the one it replaces. Returns the sizes of its records."""
-        try:
-            version = read_snapshot(self.table.data, source)[1] + 1
-        except BrokenSnapshot:
-            version = 1
+        # The manifest alone: putting the last snapshot together (megabytes,
+        # hashed) on every write would be work for nothing.
+        version = _version(self.table.data, source) + 1
         partition = int(source.rpartition(":")[2])
         *chunks, manifest = snapshot_records(source, version, blob, self.chunk_bytes)
         await self._send(partition, chunks)
