@@ -40,6 +40,7 @@ from typing import Any, cast
 import faust
 import orjson
 from aiokafka.errors import KafkaError
+from faust.transport.drivers import aiokafka as aiokafka_transport
 
 from infra import kafka
 from infra.settings import Settings
@@ -215,7 +216,52 @@ correlators: Partitions[CorrelateStage] = Partitions(
     sink=lambda: KafkaSink(incidents=incidents),
     resumed=_expect_every_source,
 )
+# The agent keeping state for each topic it reads.
+partitions_of: dict[str, Partitions[Any]] = {topic: detectors for topic in telemetry.topics} | {
+    topic: correlators for topic in windows.topics
+}
 
+
+class Consumer(aiokafka_transport.Consumer):
+    """Faust's Kafka consumer, but a rebalance leaves each partition an
+    agent keeps state for where that state needs it.
+
+    Faust seeks every assigned partition to the group's committed offset,
+    and leaves one without a commit wherever its fetcher was: a partition
+    this worker keeps was fetched far past it, and what was fetched is
+    dropped with the rebalance. And the previous owner of a partition may
+    commit past the snapshot this worker read. Either way the consumer
+    skipped offsets and had to be sent back mid-stream. So each partition is
+    read from the first offset its state lacks (its first offset, without
+    state), or from the committed one if that is lower: the messages between
+    are in the state, but are committed only once read and acknowledged again.
+    """
+
+    async def perform_seek(self) -> None:
+        kept = [tp for tp in self.assignment() if tp.topic in partitions_of]
+        # Not fetched from meanwhile: the client would read them on from
+        # where it left them, or from the committed offsets.
+        self.pause_partitions(kept)
+        try:
+            needed = {
+                tp: partitions_of[tp.topic].resume_offset(
+                    kafka.partition_name(tp.topic, tp.partition)
+                )
+                for tp in kept
+            }
+            earliest = await self.earliest_offsets(*kept) if kept else {}
+            await super().perform_seek()  # and Faust's own record of the committed offsets
+            start = {}
+            for tp, offset in needed.items():
+                committed = self._committed_offset.get(tp)
+                floor = committed if committed is not None and committed > 0 else earliest[tp]
+                start[tp] = min(floor, earliest[tp] if offset is None else offset)
+            await self.seek_wait(start)
+        finally:
+            self.resume_partitions(kept)
+
+
+cast(Any, app.transport).Consumer = Consumer
 
 rejections = RejectionLog(log.warning)
 # The most a dead letter's request may carry (see ``_letter_limit``).

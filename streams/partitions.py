@@ -22,7 +22,7 @@ import faust
 
 from infra.kafka import partition_name
 from streams import metrics
-from streams.checkpoint import BrokenSnapshot, Checkpointed, Next, S, SnapshotStore
+from streams.checkpoint import BrokenSnapshot, Checkpointed, Next, S, SnapshotStore, unpack
 from streams.sinks.base import Sink
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,19 @@ class Partitions(Generic[S]):
         """The partitions whose state is in this worker now."""
         return [p for p in self.partitions.values() if p.live is not None]
 
+    def resume_offset(self, source: str) -> int | None:
+        """The first offset the state of ``source`` lacks, as this worker
+        holds it or would resume it: its live state's, else its snapshot's;
+        None with neither (from the partition's first message on)."""
+        p = self.partitions.get(source)
+        if p is not None and p.live is not None:
+            return p.live.offset + 1
+        try:
+            blob = self.snapshots.read(source)
+        except BrokenSnapshot as exc:  # resumed after what it covered (``_resume``)
+            return exc.offset + 1
+        return None if blob is None else unpack(blob)[0] + 1
+
     def keep_only(self, owned: set[str]) -> None:
         """Drop the state of partitions this worker no longer owns: if one
         comes back, it may be stale, and is restored from its snapshot then.
@@ -111,6 +124,10 @@ class Partitions(Generic[S]):
                 p = self.partitions[source] = Partition(source, self.sink())
             if p.live is None:
                 await self._resume(p, message)
+            if p.live is None:
+                # Moved away meanwhile, or where it starts is not known yet:
+                # left unacknowledged; a later message finds the gap.
+                continue
             p.stream = manual
             async with p.lock:
                 if await self._in_order(p, event):
@@ -125,9 +142,12 @@ class Partitions(Generic[S]):
             live = Checkpointed.resume(blob, self.restore, fresh)
         except BrokenSnapshot as exc:
             blob, live = None, Checkpointed.refuse(exc.offset, str(exc), fresh)
-        p.live = live
         if live.offset < 0:  # fresh: it needs the partition from its first message
-            live.offset = (await self.app.consumer.earliest_offsets(message.tp))[message.tp] - 1
+            earliest = await self._earliest(p, message.tp)
+            if earliest is None:
+                return
+            live.offset = earliest - 1
+        p.live = live  # after the wait: a rebalance meanwhile may have taken the partition
         if live.refused is not None:
             metrics.refused_snapshots.inc()
             log.error(
@@ -158,7 +178,9 @@ class Partitions(Generic[S]):
         Only messages the broker no longer has are given up, logged with
         their offsets.
         """
-        live, message = p.checkpointed, event.message
+        if p.live is None:  # moved away while it waited for the lock
+            return False
+        live, message = p.live, event.message
         step = live.place(message.offset)
         if step is Next.SEEN:
             if not live.hold(event, message.offset) and p.stream is not None:
@@ -176,7 +198,9 @@ class Partitions(Generic[S]):
         wanted = p.checkpointed.offset + 1
         if p.rewound is not None and p.rewound[1] == wanted:
             return False  # still on its way back
-        earliest = (await self.app.consumer.earliest_offsets(message.tp))[message.tp]
+        earliest = await self._earliest(p, message.tp)
+        if earliest is None:
+            return False  # dropped, redelivered later
         if earliest <= wanted:
             log.warning(
                 "%s: the consumer skipped offsets %d to %d; reading them again",
@@ -198,6 +222,18 @@ class Partitions(Generic[S]):
         p.rewound = None
         return True
 
+    async def _earliest(self, p: Partition[S], tp: Any) -> int | None:
+        """The partition's first offset on the broker; None if the consumer
+        does not say within ``REWIND_S``: an agent must never hang on it."""
+        try:
+            offsets = await asyncio.wait_for(self.app.consumer.earliest_offsets(tp), REWIND_S)
+        except TimeoutError:
+            log.warning(
+                "%s: its first offset not known in %.0f s; asking again", p.source, REWIND_S
+            )
+            return None
+        return int(offsets[tp])
+
     async def _seek(self, p: Partition[S], tp: Any, wanted: int) -> None:
         p.rewound = (tp, wanted, time.monotonic())
         # Faust took the jump for a compaction gap and counts the offsets in
@@ -217,7 +253,15 @@ class Partitions(Generic[S]):
         # thread, as Faust's own seeks to the beginning or the committed
         # offsets are; then the read position is reset, as Faust's seek does.
         thread = consumer._thread
-        await thread.call_thread(thread._ensure_consumer().seek, tp, offset)
+        try:
+            await asyncio.wait_for(
+                thread.call_thread(thread._ensure_consumer().seek, tp, offset), REWIND_S
+            )
+        except TimeoutError:
+            # The consumer's thread is busy (a rebalance, say): the agent
+            # must not wait on it; ``seek_again`` tries once more.
+            log.warning("%s: seeking offset %d timed out; trying again", p.source, offset)
+            return
         consumer._read_offset[tp] = offset if offset else None
 
     async def seek_again(self, owned: set[str]) -> None:

@@ -215,12 +215,21 @@ def test_a_second_worker_joins_mid_incident(namespace, scenarios, topology, busi
     """A rebalance with the incident open: partitions move to the newcomer,
     which resumes them from their snapshots; still one incident."""
     truth = scenarios[SCENARIO].truth
-    published = namespace.publish(simulate(scenarios, topology, business))
+    # The world in two parts, so that a cannot be done before b joins: up to
+    # two minutes into the outage, then the rest once b is in the group.
+    messages = list(simulate(scenarios, topology, business))
+    cut = next(i for i, m in enumerate(messages) if m.time > truth.impact_start + 120)
+    head = namespace.publish(messages[:cut])
     with namespace.worker("a") as a:
         before = namespace.wait_for(
             "the incident to open", lambda: open_now(namespace), PROCESSING_S, [a]
         )
         with namespace.worker("b") as b:
+            b.wait_ready()
+            tail = namespace.publish(messages[cut:])
+            published = Published(
+                messages=head.messages + tail.messages, samples=head.samples + tail.samples
+            )
             seen = settle_and_account(
                 namespace,
                 published,

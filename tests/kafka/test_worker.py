@@ -153,9 +153,15 @@ def test_two_workers_share_the_partitions_and_open_one_incident(
 ):
     truth = scenarios[SCENARIO].truth
     namespace.publish(simulate(scenarios, topology, business))
-    with namespace.worker("a") as a, namespace.worker("b") as b:
-        run_to_the_end(namespace, scenarios, [a, b])
+    with namespace.worker("a") as a:
+        # b joins once a is under way: a rebalance takes partitions, with
+        # the state a learned, away from a, and leaves a the others.
+        namespace.wait_for("a to detect", lambda: detecting(a), 120, [a])
+        with namespace.worker("b") as b:
+            run_to_the_end(namespace, scenarios, [a, b])
     assert detecting(a) and detecting(b), "one worker got no partition"
+    for w in (a, b):
+        assert "Restarting dead" not in w.text(), w.tail()
     incident = opened_once(namespace)
     embedded = replayed(SCENARIO, 1, short=True).incidents[0].to_dict()
     assert incident["id"] == embedded["id"]
