@@ -84,14 +84,81 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The same columns in a terminal of 120 columns: short two-line headings,
+# kind and expectation in one, the seed count in the title.
+TERMINAL_COLUMNS = (
+    "scenario",
+    "kind: expect",
+    "found",
+    "MTTD fault\nmed/p90/max",
+    "MTTD impact\nmed/p90/max",
+    "cause\nafter",
+    "SEV\nok",
+    "cause\nok",
+    "pages",
+    "false\n/day",
+    "impact\nerr",
+    "gap\nseen",
+)
+
+
+def _spread(med: float | None, p90: float | None, top: float | None) -> str:
+    """Three times in the unit of the largest: ``12/15/40 s``, ``2/9/12 min``."""
+    if top is None:
+        return "–"
+    minutes = abs(top) >= 600
+    return "/".join(
+        "–" if v is None else f"{v / 60 if minutes else v:.0f}" for v in (med, p90, top)
+    ) + (" min" if minutes else " s")
+
+
 def render_tables(report: dict[str, Any]) -> list[Any]:
-    """The report as rich renderables: the per-scenario table and the totals."""
+    """The report as rich renderables: the per-scenario table and the totals.
+
+    >>> from rich.console import Console
+    >>> scenario = {"name": "deploy-overloads-datastore", "kind": "fault",
+    ...     "expect": "warning+page", "seeds": 10, "detected": 1.0,
+    ...     "mttd_from_fault_s": {"median": 95.0, "p90": 420.0, "max": 3000.0},
+    ...     "mttd_from_impact_s": {"median": 10.0, "p90": 20.0, "max": 550.0},
+    ...     "time_to_root_cause_s": {"median": 30.0}, "sev_correct": 0.9,
+    ...     "root_cause_correct": 1.0, "pages": 10, "false_pages_per_day": 12.25,
+    ...     "impact_error": 0.12, "gap_reported": None}
+    >>> report = {"scenarios": [scenario], "seeds": 10, "runs": 10, "pages": 10,
+    ...     "false_pages": 0, "precision": 1.0, "recall": 1.0}
+    >>> console = Console(width=120, record=True)
+    >>> console.print(*render_tables(report))  # doctest: +ELLIPSIS
+    Scenario benchmark...
+    >>> text = console.export_text()
+    >>> max(map(len, text.splitlines())) <= 120, "deploy-overloads-datastore" in text
+    (True, True)
+    >>> "2/7/50 min" in text, "10/20/550 s" in text
+    (True, True)
+    """
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title="Scenario benchmark", title_justify="left")
-    for col in COLUMNS:
-        table.add_column(col, justify="left" if col in ("scenario", "kind", "expect") else "right")
-    for row in rows(report):
-        table.add_row(*row)
+    seeds = report.get("seeds")
+    table = Table(
+        title=f"Scenario benchmark, {seeds} seeds each" if seeds else "Scenario benchmark",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 0),  # the box keeps one space between columns
+    )
+    for col in TERMINAL_COLUMNS:
+        left = col in TERMINAL_COLUMNS[:2]
+        table.add_column(col, justify="left" if left else "right", no_wrap=left)
+    for r, row in zip(report["scenarios"], rows(report), strict=True):
+        f, i = r["mttd_from_fault_s"], r["mttd_from_impact_s"]
+        name, kind, expect, _, found, _, _, *rest = row
+        table.add_row(
+            name,
+            f"{kind}: {expect}",
+            found,
+            _spread(f["median"], f["p90"], f["max"]),
+            _spread(i["median"], i["p90"], i["max"]),
+            *rest,
+        )
     return [table, Text(_overall(report), style="bold")]

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.conn import create_conn
@@ -100,6 +100,28 @@ async def consumer(
         yield client
     finally:
         await client.stop()
+
+
+async def follow(
+    settings: Settings, topic: str, *, to_end: bool = False
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic`` from its first, then those that come; with
+    ``to_end``, only up to the end it had when asked. Read as no group's:
+    nothing is committed, no one's partitions move. ``LookupError`` if
+    the topic does not exist."""
+    async with consumer(settings) as probe:
+        if topic not in await probe.topics():  # subscribing could have the broker create it
+            raise LookupError(f"{topic}: no such topic on {settings.kafka_bootstrap}")
+    async with consumer(settings, topic, auto_offset_reset="earliest") as c:
+        tps = sorted(c.assignment())  # every partition: no group shares them out
+        ends = await c.end_offsets(tps) if to_end else {}
+        while not to_end or any([await c.position(tp) < end for tp, end in ends.items()]):
+            batch = await c.getmany(timeout_ms=1000)
+            # Across partitions in the order they were written.
+            for record in sorted(
+                (r for records in batch.values() for r in records), key=lambda r: r.timestamp
+            ):
+                yield record
 
 
 @contextlib.asynccontextmanager

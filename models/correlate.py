@@ -401,6 +401,13 @@ class CorrelateStage(Snapshotted):
         for source in sources:
             self.progress.setdefault(source, float("-inf"))
 
+    def holds_back(self, source: str, reporting: Iterable[str]) -> bool:
+        """Whether waiting for a quiet ``source`` holds back sources still
+        ``reporting``: they have decided windows after its last. One done
+        with its part of a finished stream holds back no one."""
+        last = self.progress.get(source, float("-inf"))
+        return any(self.progress.get(s, float("-inf")) > last for s in reporting)
+
     def retire(self, source: str) -> list[IncidentEvent]:
         """Stop waiting for a source that has gone quiet. Once every source
         has, the windows still waiting are correlated: nobody is left to

@@ -495,14 +495,18 @@ async def retire_idle_sources() -> None:
             if p.live is None:  # moved away meanwhile
                 continue
             retired = []
-            for idle in list(p.live.state.progress):
-                if now - heard.get(idle, now) > IDLE_SOURCE_S:
-                    log.warning(
-                        "no window report from %s for %.0f s: not waiting for it",
-                        idle,
-                        now - heard[idle],
-                    )
-                    retired += p.live.state.retire(idle)
+            progress = p.live.state.progress
+            quiet = {s for s in progress if now - heard.get(s, now) > IDLE_SOURCE_S}
+            for idle in sorted(quiet):
+                # Alarming only when it holds back others (not at a replay's end).
+                behind = p.live.state.holds_back(idle, progress.keys() - quiet)
+                (log.warning if behind else log.info)(
+                    "no window report from %s for %.0f s%s: not waiting for it",
+                    idle,
+                    now - heard[idle],
+                    ", while others report later windows" if behind else "",
+                )
+                retired += p.live.state.retire(idle)
             if retired:
                 _publish(p, retired)
                 # Incident changes are snapshotted as soon as they are sent.

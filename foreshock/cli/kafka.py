@@ -1,6 +1,6 @@
-"""``foreshock produce``, ``foreshock change`` and ``foreshock worker``:
-telemetry and change events onto the broker, and a Faust worker that reads
-them."""
+"""``foreshock produce``, ``foreshock change``, ``foreshock worker`` and
+``foreshock incidents``: telemetry and change events onto the broker, a Faust
+worker that reads them, and the incidents it writes."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ from foreshock.cli.common import (
     topology_and_business,
     usable,
 )
-from infra.kafka import CHANGES, ensure_topics
+from foreshock.cli.render import incident_change
+from infra.kafka import CHANGES, INCIDENTS, ensure_topics, follow
+from infra.settings import Settings
 from models.changes import ChangeEvent, ChangeKind
 from models.schema import SCHEMA_VERSION, Rejection
 from producers.kafka import publish
@@ -137,3 +139,42 @@ def worker(
     reach_broker(settings)
     asyncio.run(ensure_topics(settings, TOPICS))
     faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
+
+
+def incidents(
+    ctx: typer.Context,
+    keep_following: Annotated[
+        bool,
+        typer.Option(
+            "--follow/--no-follow",
+            help="go on printing changes as the workers write them (Ctrl-C stops), "
+            "or stop at the last one written",
+        ),
+    ] = True,
+    json: Annotated[
+        bool, typer.Option("--json", help="print each change as it was written")
+    ] = False,
+) -> None:
+    """Print every incident change the workers wrote to foreshock.incidents, the
+    oldest first, as a replay's timeline shows them."""
+    settings = settings_of(ctx)
+    reach_broker(settings)
+    try:
+        asyncio.run(_print_incidents(settings, keep_following, json))
+    except LookupError as exc:
+        fail(f"{exc}: no worker has run with FORESHOCK_APP_ID={settings.app_id} there yet")
+    except KeyboardInterrupt:
+        pass
+
+
+async def _print_incidents(settings: Settings, keep_following: bool, json: bool) -> None:
+    topic = settings.topic(INCIDENTS)
+    async for record in follow(settings, topic, to_end=not keep_following):
+        value = record.value or b""
+        if json:
+            typer.echo(value.decode(errors="replace"))
+            continue
+        try:
+            console.print(incident_change(orjson.loads(value)), soft_wrap=True)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            console.print(f"[dim]{topic} offset {record.offset}: not an incident change[/]")

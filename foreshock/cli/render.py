@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
@@ -62,11 +63,8 @@ class Timeline(Sink):
         self._seen: set[tuple[str, str]] = set()
 
     def _row(self, at: float, kind: str, text: str, style: str = "") -> None:
-        self.console.print(
-            f"{clock(at)} [dim]{offset(at, self.origin):>12}[/dim]  "
-            f"[{style or 'default'}]{kind:<12}[/] {text}",
-            soft_wrap=True,
-        )
+        when = f"{clock(at)} [dim]{offset(at, self.origin):>12}[/dim]"
+        self.console.print(_row(when, kind, text, style), soft_wrap=True)
 
     def emit(self, event: Event) -> None:
         if isinstance(event, IncidentEvent):
@@ -79,6 +77,19 @@ class Timeline(Sink):
             if (node, what) not in self._seen:  # once per component and signal
                 self._seen.add((node, what))
                 self._row(at, label, f"{node}: {text}", style)
+
+
+def _row(when: str, kind: str, text: str, style: str = "") -> str:
+    return f"{when}  [{style or 'default'}]{kind:<12}[/] {text}"
+
+
+def incident_change(body: Mapping[str, Any]) -> str:
+    """One change of an incident as ``foreshock.incidents`` carries it
+    (``streams.sinks.wire``), as a replay's timeline shows it, dated in full."""
+    at = datetime.fromtimestamp(float(body["at"]), UTC).strftime("%Y-%m-%d %H:%M:%S")
+    kind = Change(body["kind"])
+    text = f"{body['id']} SEV-{body['sev']}: {escape(str(body['text']))}"
+    return _row(at, kind, text, _CHANGE_STYLE.get(kind, "cyan"))
 
 
 def _news(event: Event) -> tuple[str, str, float, str, str, str] | None:

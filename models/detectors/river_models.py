@@ -22,15 +22,18 @@ import math
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
-from typing import Any, ClassVar, Self
-
-from river import anomaly, compose, preprocessing, time_series
-from river.base import Estimator
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from models.detectors.base import Assessment, Detector, season_of_rows
 from models.detectors.surprise import tail_surprise
 from models.schema import MetricSpec
 from models.snapshot import as_count, as_float, list_of
+
+if TYPE_CHECKING:
+    from river.base import Estimator
+
+# River (and the scipy it imports) is loaded when a model is first made, not
+# when the detectors are named: a command that makes none starts in a blink.
 
 _MAD_TO_SD = math.sqrt(math.pi / 2.0)
 _MAX_SURPRISE = 300.0  # one chance in 1e300: as sure as a float can say
@@ -54,7 +57,36 @@ class Scale(Enum):
     RELATIVE = "relative"  # any other scale: judged against the model's past scores
 
 
+def _gaussian(period: int) -> Estimator:
+    from river import anomaly
+
+    return anomaly.GaussianScorer(window_size=500)
+
+
+def _sad(period: int) -> Estimator:
+    from river import anomaly
+
+    return anomaly.StandardAbsoluteDeviation()
+
+
+def _snarimax(period: int) -> Estimator:
+    from river import time_series
+
+    return time_series.SNARIMAX(p=2, d=1, q=1)
+
+
+def _half_space_trees(period: int) -> Estimator:
+    from river import anomaly, compose, preprocessing
+
+    return compose.Pipeline(
+        preprocessing.MinMaxScaler(),
+        anomaly.HalfSpaceTrees(n_trees=10, height=6, window_size=100, seed=1),
+    )
+
+
 def _holt_winters(period: int) -> Estimator:
+    from river import time_series
+
     seasonal = period > 1
     return time_series.HoltWinters(
         alpha=0.3, beta=0.05, gamma=0.1 if seasonal else None, seasonality=period if seasonal else 0
@@ -87,23 +119,11 @@ class RiverDetector(Detector):
 
     # River models by name: a factory (given the season length in values) and its score's scale.
     MODELS: ClassVar[dict[str, tuple[Callable[[int], Estimator], Scale]]] = {
-        "river-gaussian": (
-            lambda period: anomaly.GaussianScorer(window_size=500),
-            Scale.PROBABILITY,
-        ),
-        "river-sad": (lambda period: anomaly.StandardAbsoluteDeviation(), Scale.Z),
+        "river-gaussian": (_gaussian, Scale.PROBABILITY),
+        "river-sad": (_sad, Scale.Z),
         "river-holt-winters": (_holt_winters, Scale.FORECAST),
-        "river-snarimax": (
-            lambda period: time_series.SNARIMAX(p=2, d=1, q=1),
-            Scale.FORECAST,
-        ),
-        "river-hst": (
-            lambda period: compose.Pipeline(
-                preprocessing.MinMaxScaler(),
-                anomaly.HalfSpaceTrees(n_trees=10, height=6, window_size=100, seed=1),
-            ),
-            Scale.RELATIVE,
-        ),
+        "river-snarimax": (_snarimax, Scale.FORECAST),
+        "river-hst": (_half_space_trees, Scale.RELATIVE),
     }
 
     def __init__(

@@ -15,7 +15,6 @@ from typing import Any, NamedTuple, Self
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import erfc
 
 from models.detectors.base import Assessment, Detector, season_of_rows
 from models.schema import MetricSpec
@@ -66,6 +65,10 @@ def tail_surprises(z: Floats) -> Floats:
     >>> np.allclose(tail_surprises(z), [tail_surprise(v) for v in z], rtol=1e-14, atol=0)
     True
     """
+    from scipy.special import (
+        erfc,  # loaded on first use: a command that detects nothing starts sooner
+    )
+
     a = np.abs(z)
     with np.errstate(all="ignore"):  # each branch is computed everywhere, kept where it holds
         near = -np.log10(np.maximum(erfc(a * _RSQRT2), 1e-300))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import orjson
 import pytest
 from typer.testing import CliRunner
@@ -141,3 +144,13 @@ def test_a_detector_chosen_in_the_settings_runs_the_replay(cli, monkeypatch):
     result = cli("replay", "music-errors", "--seed", "2", "--json")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: FORESHOCK_DETECTORS: no detector river-typo")
+
+
+def test_the_command_line_loads_no_detector_library_before_it_detects():
+    """``foreshock --help`` (or a typo) answers without loading River's
+    models or scipy (a second of CPU): they are loaded when a model is made.
+    (River's base classes are light, and the detector contract.)"""
+    heavy = "{'river.anomaly', 'river.time_series', 'river.proba', 'scipy'}"
+    probe = f"import sys, foreshock.cli; print(sorted({heavy} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

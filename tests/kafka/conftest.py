@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -143,6 +145,17 @@ class Namespace:
         """A worker with this test's settings (and ``env`` on top)."""
         environment = worker_env(self.settings) | (env or {})
         return WorkerProcess(environment, self.workdir / f"{label}.log", self.workdir)
+
+    def command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``foreshock ARGS`` as a user would run it, with this test's settings."""
+        return subprocess.run(
+            [sys.executable, "-m", "foreshock", *args],
+            env=worker_env(self.settings),
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def records(self, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
         """Every record on one of this test's topics."""

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 
 from bench.kafka import Reports, WorkerProcess, sources_with_data
@@ -169,3 +170,20 @@ def test_two_workers_share_the_partitions_and_open_one_incident(
     assert incident["root_cause"] == truth.root_cause
     assert set(incident["blast_radius"]) == set(embedded["blast_radius"])
     assert abs(incident["opened_at"] - embedded["opened_at"]) <= WINDOW_S
+
+    # What on-call reads: every change the workers wrote, the oldest first.
+    written = namespace.read("foreshock.incidents")
+    as_written = namespace.command("incidents", "--no-follow", "--json")
+    assert as_written.returncode == 0, as_written.stderr
+    assert [orjson.loads(line) for line in as_written.stdout.splitlines()] == written
+    shown = namespace.command("incidents", "--no-follow").stdout.splitlines()
+    assert len(shown) == len(written), shown
+    for line, change in zip(shown, written, strict=True):
+        assert f" {change['kind']} " in line and f"{change['id']} SEV-{change['sev']}:" in line
+
+
+def test_incidents_before_any_worker_ran(namespace):
+    done = namespace.command("incidents", "--no-follow")
+    assert done.returncode == 2
+    assert f"{namespace.topic('foreshock.incidents')}: no such topic" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

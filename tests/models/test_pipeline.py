@@ -447,6 +447,9 @@ def test_once_every_source_has_gone_quiet_the_windows_still_waiting_are_correlat
     for start in (T0, T0 + 10):
         stage.add(WindowReport("p0", start, start + 15, (), {}))
     stage.add(WindowReport("p1", T0, T0 + 15, (), {}))
+    assert stage.holds_back("p1", reporting=["p0"])  # p0 has decided a later window
+    assert not stage.holds_back("p0", reporting=["p1"])
+    assert not stage.holds_back("p1", reporting=[])
     stage.retire("p0")
     assert stage.correlated_until == T0 and T0 + 10 in stage.pending
     stage.retire("p1")
