@@ -68,90 +68,128 @@ class BrokenSnapshot(Exception):
         self.offset = offset
 
 
-def _chunk_key(source: str, version: int, n: int) -> str:
-    return f"{source}/{version}/{n}"
+def _cuts(blob: bytes, size: int) -> list[memoryview]:
+    """``blob`` cut into chunks of at most ``size`` bytes, where its content says."""
+    # Imported here: only a worker that snapshots needs the chunker.
+    from pyfastcdc import FastCDC
+
+    # Cut points found by content: a series whose state changed moves only
+    # the cuts around it, so the chunks of the state that did not change
+    # keep their bytes and names. Small chunks rewrite less, but the
+    # manifest names every one and must stay a record well under ``size``.
+    average = max(256, size // 64)
+    while True:
+        chunker = FastCDC(average, min_size=average // 4, max_size=size, normalized_chunking=2)
+        cuts = [cut.data for cut in chunker.cut_buf(blob)]
+        if len(cuts) * _NAMED <= size // 2 or average >= size // 4:
+            return cuts
+        average *= 2
+
+
+def _digest(chunk: bytes | memoryview) -> str:
+    """A chunk's name: its digest, long enough that two chunks never share one."""
+    return hashlib.blake2b(chunk, digest_size=_DIGEST_BYTES).hexdigest()
+
+
+_DIGEST_BYTES = 12
+_NAMED = 2 * _DIGEST_BYTES + 3  # a chunk's bytes in the manifest: its digest, quoted, a comma
 
 
 def snapshot_records(
-    source: str, version: int, blob: bytes, size: int = CHUNK_BYTES
-) -> list[tuple[str, bytes]]:
+    source: str, blob: bytes, size: int = CHUNK_BYTES
+) -> tuple[list[tuple[str, bytes]], tuple[str, bytes]]:
     """The records that store one snapshot (``pack``'s bytes) of ``source``:
-    its chunks, each under a key of this version's own, then the manifest
-    under the source's key, which names them. Written in that order, the
-    manifest only ever names chunks that landed.
+    its chunks, of at most ``size`` bytes, each under a key named by its
+    content, and the manifest under the source's key, which lists them.
 
-    >>> records = snapshot_records("pods:3", 7, b"0123456789", size=4)
-    >>> [(key, len(value)) for key, value in records[:3]]
-    [('pods:3/7/0', 4), ('pods:3/7/1', 4), ('pods:3/7/2', 2)]
-    >>> read_snapshot(dict(records), "pods:3")
-    (b'0123456789', 7)
+    A chunk already stored under its key need not be written again: a new
+    snapshot writes only the chunks that changed, then its manifest.
+
+    >>> blob = pack(7, _Bytes(bytes(range(256)) * 64))
+    >>> chunks, manifest = snapshot_records("pods:3", blob, size=4096)
+    >>> len(chunks) > 4 and max(len(chunk) for _, chunk in chunks) <= 4096
+    True
+    >>> chunks[0][0].startswith("pods:3/"), manifest[0]
+    (True, 'pods:3')
+    >>> read_snapshot(dict([*chunks, manifest]), "pods:3") == blob
+    True
     """
-    chunks = [blob[i : i + size] for i in range(0, len(blob), size)] or [b""]
+    chunks = [(f"{source}/{_digest(cut)}", bytes(cut)) for cut in _cuts(blob, size)]
     manifest = {
-        "version": version,
         "offset": unpack(blob)[0],
-        "chunks": len(chunks),
         "bytes": len(blob),
-        "sha256": hashlib.sha256(blob).hexdigest(),
+        "chunks": [key.rpartition("/")[2] for key, _ in chunks],
     }
-    records = [(_chunk_key(source, version, n), chunk) for n, chunk in enumerate(chunks)]
-    return [*records, (source, orjson.dumps(manifest))]
+    return chunks, (source, orjson.dumps(manifest))
 
 
-def read_snapshot(stored: Mapping[str, bytes], source: str) -> tuple[bytes | None, int]:
+def read_snapshot(stored: Mapping[str, bytes], source: str) -> bytes | None:
     """The snapshot of ``source`` (``pack``'s bytes; None if there is none)
-    put together from the stored records, and its version; a snapshot that
-    cannot be is ``BrokenSnapshot``.
+    put together from the stored records; one that cannot be is ``BrokenSnapshot``.
 
     A record that is no manifest (JSON objects start with ``{``, an offset's
     first byte never does) is a whole snapshot, as they were written before.
 
     >>> read_snapshot({"pods:3": pack(5, _Bytes(b"x"))}, "pods:3")
-    (b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x05x', 0)
-    >>> records = dict(snapshot_records("pods:3", 2, pack(5, _Bytes(b"state")), size=4))
-    >>> del records["pods:3/2/1"]
-    >>> read_snapshot(records, "pods:3")
+    b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x05x'
+    >>> chunks, manifest = snapshot_records("pods:3", pack(5, _Bytes(b"state")))
+    >>> read_snapshot(dict([manifest]), "pods:3")
     Traceback (most recent call last):
     ...
-    streams.checkpoint.BrokenSnapshot: snapshot version 2 lacks record 1 of 4
+    streams.checkpoint.BrokenSnapshot: the snapshot at offset 5 lacks record 1 of 1
     """
     record = stored.get(source)
     if record is None:
-        return None, 0
+        return None
     if not record.startswith(b"{"):
-        return record, 0
-    version, offset, chunks, size, digest = _manifest(record)
+        return record
+    offset, size, digests = _manifest(record)
     parts = []
-    for n in range(max(chunks, 0)):
-        part = stored.get(_chunk_key(source, version, n))
+    for n, digest in enumerate(digests):
+        part = stored.get(f"{source}/{digest}")
         if part is None:
-            raise BrokenSnapshot(offset, f"snapshot version {version} lacks record {n} of {chunks}")
+            raise BrokenSnapshot(
+                offset, f"the snapshot at offset {offset} lacks record {n + 1} of {len(digests)}"
+            )
+        if _digest(part) != digest:
+            raise BrokenSnapshot(
+                offset, f"the snapshot at offset {offset}: record {n + 1} is not what it is named"
+            )
         parts.append(part)
     blob = b"".join(parts)
-    if len(blob) != size or hashlib.sha256(blob).hexdigest() != digest:
-        raise BrokenSnapshot(offset, f"snapshot version {version} is not what its manifest says")
-    return blob, version
+    if len(blob) != size:
+        raise BrokenSnapshot(
+            offset, f"the snapshot at offset {offset} is {len(blob)} bytes, not {size}"
+        )
+    return blob
 
 
-def _manifest(record: bytes) -> tuple[int, int, int, int, str]:
-    """A manifest's version, offset covered, chunks, bytes and SHA-256."""
+def snapshot_offset(stored: Mapping[str, bytes], source: str) -> int | None:
+    """The offset the latest snapshot of ``source`` covers, read from its
+    manifest alone (None: no snapshot; a broken manifest is ``BrokenSnapshot``).
+
+    >>> chunks, manifest = snapshot_records("pods:3", pack(41, _Bytes(b"state")))
+    >>> snapshot_offset(dict([manifest]), "pods:3")
+    41
+    """
+    record = stored.get(source)
+    if record is None:
+        return None
+    return _manifest(record)[0] if record.startswith(b"{") else unpack(record)[0]
+
+
+def _manifest(record: bytes) -> tuple[int, int, list[str]]:
+    """A manifest's offset covered, bytes, and the digests of its chunks."""
     try:
         m = orjson.loads(record)
-        return int(m["version"]), int(m["offset"]), int(m["chunks"]), int(m["bytes"]), m["sha256"]
+        digests = m["chunks"]
+        if not isinstance(digests, list) or not all(isinstance(d, str) for d in digests):
+            raise TypeError(f"chunks: {type(digests).__name__}, not a list of names")
+        return int(m["offset"]), int(m["bytes"]), digests
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise BrokenSnapshot(-1, f"a snapshot manifest that cannot be read ({exc!r})") from exc
-
-
-def _version(stored: Mapping[str, bytes], source: str) -> int:
-    """The version of the latest snapshot of ``source``, read from its manifest
-    alone (0: none, or one written whole; -1 is never a version)."""
-    record = stored.get(source)
-    if record is None or not record.startswith(b"{"):
-        return 0
-    try:
-        return _manifest(record)[0]
-    except BrokenSnapshot:
-        return 0
+        raise BrokenSnapshot(
+            -1, f"a snapshot manifest that cannot be read ({exc!r})"[:300]
+        ) from exc
 
 
 class SnapshotTable(Protocol):
@@ -181,27 +219,30 @@ class SnapshotStore:
 
     def read(self, source: str) -> bytes | None:
         """The latest snapshot of ``source``; ``BrokenSnapshot`` if it cannot be put together."""
-        return read_snapshot(self.table.data, source)[0]
+        return read_snapshot(self.table.data, source)
+
+    def offset(self, source: str) -> int | None:
+        """The offset the latest snapshot of ``source`` covers (see ``snapshot_offset``)."""
+        return snapshot_offset(self.table.data, source)
 
     async def write(self, source: str, blob: bytes) -> list[int]:
-        """Land a snapshot: its chunks, then its manifest, then delete the
-        records of the one it replaces. Returns the sizes of its records."""
-        # The manifest alone: putting the last snapshot together (megabytes,
-        # hashed) on every write would be work for nothing.
-        version = _version(self.table.data, source) + 1
+        """Land a snapshot: the chunks not stored yet, then its manifest, then
+        delete the chunks no manifest names any more. Returns the sizes of the
+        records written."""
         partition = int(source.rpartition(":")[2])
-        *chunks, manifest = snapshot_records(source, version, blob, self.chunk_bytes)
-        await self._send(partition, chunks)
-        await self._send(partition, [manifest])
+        chunks, manifest = snapshot_records(source, blob, self.chunk_bytes)
         data = self.table.data
-        for key, value in (*chunks, manifest):
+        new = [(key, chunk) for key, chunk in dict(chunks).items() if key not in data]
+        await self._send(partition, new)
+        await self._send(partition, [manifest])
+        for key, value in (*new, manifest):
             data[key] = value
         current = {key for key, _ in chunks}
         stale = [k for k in data if k.startswith(f"{source}/") and k not in current]
         await self._send(partition, [(key, None) for key in stale])
         for key in stale:
             data.pop(key, None)
-        return [len(value) for _, value in (*chunks, manifest)]
+        return [len(value) for _, value in (*new, manifest)]
 
     async def _send(self, partition: int, records: Iterable[tuple[str, bytes | None]]) -> None:
         # A value of None is a tombstone: compaction drops the key.

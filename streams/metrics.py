@@ -45,13 +45,13 @@ refused_snapshots = Counter(
 )
 snapshot_bytes = Histogram(
     "foreshock_snapshot_bytes",
-    "Size of each snapshot of a partition's learned state",
+    "Bytes each snapshot of a partition's learned state wrote: the chunks it changed, its manifest",
     buckets=(1e4, 1e5, 1e6, 1e7, 1e8),
     registry=registry,
 )
 snapshot_records = Counter(
     "foreshock_snapshot_records",
-    "Records the snapshots were written as, each at most 256 KiB",
+    "Records the snapshots wrote (changed chunks and manifests), each at most 256 KiB",
     registry=registry,
 )
 lost_dead_letters = Counter(

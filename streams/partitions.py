@@ -22,7 +22,7 @@ import faust
 
 from infra.kafka import partition_name
 from streams import metrics
-from streams.checkpoint import BrokenSnapshot, Checkpointed, Next, S, SnapshotStore, unpack
+from streams.checkpoint import BrokenSnapshot, Checkpointed, Next, S, SnapshotStore
 from streams.sinks.base import Sink
 
 log = logging.getLogger(__name__)
@@ -97,10 +97,10 @@ class Partitions(Generic[S]):
         if p is not None and p.live is not None:
             return p.live.offset + 1
         try:
-            blob = self.snapshots.read(source)
-        except BrokenSnapshot as exc:  # resumed after what it covered (``_resume``)
-            return exc.offset + 1
-        return None if blob is None else unpack(blob)[0] + 1
+            offset = self.snapshots.offset(source)
+        except BrokenSnapshot as exc:  # a manifest unread: resumed from scratch (``_resume``)
+            offset = exc.offset
+        return None if offset is None or offset < 0 else offset + 1
 
     def keep_only(self, owned: set[str]) -> None:
         """Drop the state of partitions this worker no longer owns: if one

@@ -243,7 +243,8 @@ def kafka_table(result: Mapping[str, Any], title: str, lag_speed: float) -> Tabl
 
 
 def memory_table(result: Mapping[str, Any]) -> Table:
-    """``bench memory``: state per series, at two sizes and at the margin."""
+    """``bench memory``: state per series, at two sizes and at the margin, and
+    the snapshot as a worker stores it."""
     table = Table(
         "series",
         "windows",
@@ -251,6 +252,9 @@ def memory_table(result: Mapping[str, Any]) -> Table:
         "per series",
         "RSS growth",
         "per series",
+        "records (largest)",
+        "write / restore",
+        "rewritten",
         "wall",
         title="bench memory: model state per series",
     )
@@ -262,9 +266,16 @@ def memory_table(result: Mapping[str, Any]) -> Table:
             f"{run['snapshot_per_series']:,} B",
             f"{run['rss_growth_bytes'] / 1e6:,.1f} MB",
             f"{run['rss_per_series']:,} B",
+            f"{run['records']:,} ({run['largest_record'] / 1e3:,.0f} kB)",
+            f"{run['write_s']:.1f} / {run['restore_s']:.1f} s",
+            f"{run['rewritten_records']:,} ({run['rewritten_bytes'] / run['snapshot_bytes']:.0%})",
             f"{run['wall_s']:.1f} s",
         )
-    table.caption = f"resident memory per series added: {result['rss_marginal_per_series']:,} B"
+    table.caption = (
+        f"resident memory per series added: {result['rss_marginal_per_series']:,} B; "
+        "rewritten: what the next snapshot writes after a window only a hundredth "
+        "of the pods reported in"
+    )
     return table
 
 

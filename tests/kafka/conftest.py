@@ -186,7 +186,7 @@ class Namespace:
             else:
                 stored[key] = r.value
         manifests = [key for key in stored if "/" not in key]  # the rest are chunks
-        return {key: blob for key in manifests if (blob := read_snapshot(stored, key)[0])}
+        return {key: blob for key in manifests if (blob := read_snapshot(stored, key))}
 
     def reports_correlated(self) -> bool:
         """Whether the correlator has committed every window report sent so far."""
