@@ -30,6 +30,10 @@ class PipelineConfig:
     horizon_s: float = 7200.0  # warn when a resource runs out within this
     trend_window_s: float = 1200.0
     page_persist_windows: int = 3  # one user-facing series alone pages after this long
+    # A component user journeys depend on, failing on several metrics that
+    # went wrong within this of each other, opens an incident before users
+    # are hurt (SEV-4, escalated when they are).
+    failing_together_s: float = 60.0
     resolve_after_s: float = 600.0
     reopen_within_s: float = 1800.0
     gap_after_s: float = 60.0  # an entity silent this long while others report is a gap

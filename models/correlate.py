@@ -471,8 +471,16 @@ class CorrelateStage(Snapshotted):
         paging = (
             len(losses) >= 2 or self._hurting_windows >= self.config.page_persist_windows
         ) and impact.share >= severity.sev3_affected
-        if self.tracker.current is None or self.tracker.current.status == "resolved":
-            if not paging:
+        failing = self._failing_dependency(quiet)
+        current = self.tracker.current
+        if current is None or current.status == "resolved":
+            # Only a failure that began now opens one: not one that outlived
+            # the incident it opened.
+            if failing is not None:
+                began_after = -float("inf") if current is None else current.opened_at
+                if not (began_after < failing[1] >= at - self.config.failing_together_s):
+                    failing = None
+            if not paging and failing is None:
                 return []
             self._touched = {node: dict(ev) for node, ev in self._active.items()}
         # A component gone silent while its callers fail may be what failed,
@@ -496,7 +504,35 @@ class CorrelateStage(Snapshotted):
         if suspects and suspects[0].region:
             impact = user_impact(self.topology, losses, suspects[0].region)
         unseen = {e: self.topology.node_of[e] for e in self.gaps}
-        return self.tracker.step(at, paging, impact, suspects, blast, unseen)
+        dependency = None
+        if failing is not None:
+            dependency = f"critical dependency {failing[0]} failing, users not yet affected"
+        return self.tracker.step(at, paging, impact, suspects, blast, unseen, dependency)
+
+    def _failing_dependency(self, quiet: Iterable[str] = ()) -> tuple[str, float] | None:
+        """A component that user journeys depend on, showing itself failing
+        on several metrics that went wrong within ``failing_together_s`` of
+        each other (one of them the harmful way, not only traffic), and since
+        when: the earliest such component."""
+        together = self.config.failing_together_s
+        found = []
+        for node in sorted(self.topology.critical & self._active.keys() - set(quiet)):
+            evidence = self._active[node]
+            if not _failing(self.topology, node, evidence):
+                continue
+            first: dict[str, tuple[float, bool]] = {}  # metric -> its onset, harmful?
+            for ev, onset in sorted(evidence.items(), key=lambda item: item[1]):
+                first.setdefault(ev.metric, (onset, not ev.kind.traffic))
+            onsets = sorted(first.values())
+            since = [
+                later
+                for i, (later, harmful) in enumerate(onsets)
+                for earlier, harmed in onsets[:i]
+                if later - earlier <= together and (harmful or harmed)
+            ]
+            if since:
+                found.append((min(since), node))
+        return None if not found else min(found)[::-1]
 
     def _change_horizon(self) -> float:
         """The oldest a change may be and still explain a symptom that is

@@ -154,16 +154,21 @@ class IncidentTracker:
         suspects: list[Suspect],
         blast: list[str],
         silent: Mapping[str, str] | None = None,
+        dependency: str | None = None,
     ) -> list[IncidentEvent]:
         """Advance the lifecycle by one window.
 
         ``paging`` says users are hurt now (corroborated user-facing anomalies);
         ``blast`` is the blast radius of the first suspect, ``silent`` the
-        entities in a telemetry gap, with their components.
+        entities in a telemetry gap, with their components. ``dependency``
+        says why users will be hurt soon, when a component they depend on is
+        failing: an incident opens at SEV-4 for it, and stays open while it
+        lasts.
         """
         inc = self.current
+        hurting = paging or dependency is not None
         if inc is None or inc.status is Status.RESOLVED:
-            if not paging:
+            if not hurting:
                 return []
             if (
                 inc is not None
@@ -171,8 +176,9 @@ class IncidentTracker:
                 and at - inc.resolved_at <= self.reopen_within_s
             ):
                 self._update(status=Status.OPEN, resolved_at=None)
-                return [self._event(Change.REOPENED, at, "users hurt again")]
-            return [self._open(at, impact, suspects, blast, silent or {})]
+                why = "users hurt again" if paging else str(dependency)
+                return [self._event(Change.REOPENED, at, why)]
+            return [self._open(at, impact, suspects, blast, silent or {}, paging, dependency)]
         events: list[IncidentEvent] = []
         inc = self._update(impact=self.meter.update(at, impact.share))
         sev, reasons = classify(impact, at - inc.opened_at, self.meter.business.severity)
@@ -199,7 +205,9 @@ class IncidentTracker:
                 events.append(self._event(Change.BLAST_RADIUS, at, text))
         events.extend(self._see_gaps(at, silent or {}))
         inc = self.incidents[-1]
-        if paging:
+        # A failing dependency holds an incident open only until users are
+        # hurt (SEV-4 is none hurt): from then on, their signals decide.
+        if paging or (dependency is not None and inc.sev == 4):
             if inc.status is Status.RECOVERING:
                 self._update(status=Status.OPEN, recovering_since=None)
                 events.append(self._event(Change.RELAPSED, at, "users hurt again"))
@@ -229,10 +237,14 @@ class IncidentTracker:
         suspects: list[Suspect],
         blast: list[str],
         silent: Mapping[str, str],
+        paging: bool = True,
+        dependency: str | None = None,
     ) -> IncidentEvent:
         root = suspects[0] if suspects else None
         stamp = datetime.fromtimestamp(at, UTC).strftime("%Y%m%dT%H%M%S")
         sev, reasons = classify(impact, 0.0, self.meter.business.severity)
+        if not paging:  # users are not hurt yet: what will hurt them is the reason
+            sev, reasons = 4, [str(dependency)]
         self.meter = ImpactMeter(self.meter.business)
         inc = Incident(
             id=f"INC-{stamp}-{root.node if root else 'unknown'}",

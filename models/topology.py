@@ -156,6 +156,14 @@ class Topology:
             for series in node.user_facing
         }
 
+    @cached_property
+    def critical(self) -> frozenset[str]:
+        """Components that user journeys depend on, without measuring users
+        themselves: their failure reaches users a little later."""
+        facing = {n.id for n in self.nodes.values() if n.user_facing}
+        behind = set().union(*(self.upstream[n] for n in facing))
+        return frozenset(behind - facing)
+
     def region_of(self, entity: str) -> str | None:
         for part in entity.split("/"):
             if part in self.regions:

@@ -43,7 +43,8 @@ from tests.conftest import short_span
 from tests.kafka.conftest import ROOT, Namespace
 from tests.kafka.test_worker import PROCESSING_S, SCENARIO, incident_events, simulate
 
-MTTD_BAR_S = 30  # the foundation's bar: opened within 30 s event time of user impact
+MTTD_BAR_S = 30  # the foundation's bar: at SEV-1 within 30 s event time of user impact
+OPEN_BAR_S = 45  # opened within 45 s event time of the fault (before users are hurt, if it can)
 SETTLE_S = 120  # for the last snapshots and commits once the stream has gone quiet
 BROKER_DOWN_S = 20
 
@@ -56,11 +57,11 @@ class Outcome:
     dedup_keys: set[str]
     opened_events: int
     incident: dict[str, Any]  # the last event
-    mttd_s: float  # opened, event time after impact start
+    mttd_s: float  # opened, event time after the fault started
     sev1_s: float  # first at SEV-1, event time after impact start
 
 
-def outcome(ns: Namespace, impact_start: float) -> Outcome:
+def outcome(ns: Namespace, fault_start: float, impact_start: float) -> Outcome:
     """The incidents of the run.
 
     An ``opened`` event published again under the same id (by a worker that
@@ -76,7 +77,7 @@ def outcome(ns: Namespace, impact_start: float) -> Outcome:
         {e["dedup_key"] for e in events},
         len(opened),
         events[-1],
-        min(e["opened_at"] for e in events) - impact_start,
+        min(e["opened_at"] for e in events) - fault_start,
         sev1 - impact_start,
     )
 
@@ -141,7 +142,7 @@ def settle_and_account(
         still=lambda: f"committed/end: {behind(ns)}",
     )
 
-    seen = outcome(ns, truth.impact_start)
+    seen = outcome(ns, truth.fault_start, truth.impact_start)
     ends = {
         kafka.partition_name(tp.topic, tp.partition): end for tp, (_, end) in offsets(ns).items()
     }
@@ -156,7 +157,7 @@ def settle_and_account(
     dead = ns.records("foreshock.deadletter")
     lost = published.messages - sum(covered.values())
     print(
-        f"\n{label}: MTTD from impact {seen.mttd_s:.0f} s (SEV-1 after {seen.sev1_s:.0f} s); "
+        f"\n{label}: MTTD from fault {seen.mttd_s:.0f} s (SEV-1 {seen.sev1_s:.0f} s after impact); "
         f"incidents opened {len(seen.ids)} {sorted(seen.ids)} ('opened' events "
         f"{seen.opened_events}); messages produced {published.messages:,}, committed "
         f"{committed:,}, in snapshots {sum(covered.values()):,}; samples produced "
@@ -166,7 +167,7 @@ def settle_and_account(
     assert len(seen.ids) == len(seen.dedup_keys) == 1, seen.ids
     assert seen.incident["sev"] == 1
     assert seen.incident["root_cause"] == truth.root_cause == "redis-sessions"
-    assert 0 <= seen.mttd_s <= MTTD_BAR_S
+    assert 0 <= seen.mttd_s <= OPEN_BAR_S
     assert 0 <= seen.sev1_s <= MTTD_BAR_S
     assert committed == sum(ends.values()) == published.messages
     assert reports_committed == reports_sent > 0

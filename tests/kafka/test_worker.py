@@ -146,7 +146,7 @@ def test_a_restarted_worker_resumes_from_the_changelog(namespace, scenarios, top
     incident = opened_once(namespace)
     assert incident["sev"] == 1
     assert incident["root_cause"] == truth.root_cause
-    assert 0 <= incident["opened_at"] - truth.impact_start <= 30
+    assert 0 <= incident["opened_at"] - truth.fault_start <= 45
 
 
 def test_two_workers_share_the_partitions_and_open_one_incident(
