@@ -8,8 +8,10 @@ the fault start and from the start of user-visible impact, in event time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from models.config import PipelineConfig
+from models.detect import Anomaly
 from models.incident import Change, Incident, IncidentEvent
 from models.pipeline import Event
 from producers.scenario import Truth
@@ -85,4 +87,53 @@ def mttd(
         "from_fault_s": since(opened, truth.fault_start),
         "from_impact_s": since(opened, truth.impact_start),
         "to_expected_sev_from_impact_s": since(at_sev, truth.impact_start),
+    }
+
+
+def latency_budget(
+    incident: Incident,
+    events: Iterable[Event],
+    node_of: Mapping[str, str],
+    truth: Truth,
+    config: PipelineConfig,
+) -> dict[str, float] | None:
+    """How long each stage held the decision to open ``incident``, in event
+    time, from the first window its root cause showed an anomaly in after
+    the fault started (``onset``) until it opened:
+
+    - ``window``: that window ran to its end;
+    - ``confirmation``: the windows after it an anomaly needs to be one;
+    - ``lateness``: after the window confirming it ended, the wait for late
+      points (at most the allowed lateness);
+    - ``batching``: then the wait for the batch that moved event time past it;
+    - ``correlation``: then the wait for corroboration (a second metric of
+      a critical dependency, or users hurt).
+
+    None when no anomaly of the root cause preceded the opening (an incident
+    opened on silence, say).
+    """
+    anomalies = [
+        e
+        for e in events
+        if isinstance(e, Anomaly)
+        and e.ended_at is None
+        and node_of.get(e.entity) == incident.root_cause
+        and after_fault(e.onset, truth)
+        and e.at <= incident.opened_at
+    ]
+    if not anomalies:
+        return None
+    first = min(anomalies, key=lambda a: (a.at, a.onset))
+    window = config.window_s
+    # Windows are aligned to their length, and decided less than one later.
+    ended = first.at - (first.at - first.onset) % window
+    lateness = min(first.at - ended, config.lateness_s)
+    return {
+        "onset": first.onset,
+        "window": window,
+        "confirmation": ended - first.onset - window,
+        "lateness": lateness,
+        "batching": first.at - ended - lateness,
+        "correlation": incident.opened_at - first.at,
+        "total": incident.opened_at - first.onset,
     }

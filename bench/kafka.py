@@ -212,7 +212,8 @@ class Reports:
         finished = set()
         for r in recs:
             body = orjson.loads(r.value)
-            if "decided_at" in body and body["decided_at"] > final:  # not a forwarded change
+            # Not a forwarded change, nor an early look at a window still open.
+            if "decided_at" in body and body["decided_at"] > final and not body.get("early"):
                 finished.add(body["source"])
         return self.sources <= finished
 

@@ -31,6 +31,7 @@ class Replay:
     seed: int
     stats: RunStats
     events: list[Event] = field(default_factory=list)
+    config: PipelineConfig = field(default_factory=PipelineConfig)
 
     @property
     def incidents(self) -> list[Incident]:
@@ -98,13 +99,22 @@ class Replay:
         """Time to detect, as :mod:`bench.detection` defines it for every report."""
         return detection.mttd(self.incidents, self.events, self.scenario.truth)
 
+    def latency_budget(self, incident: Incident, topology: Topology) -> dict[str, float] | None:
+        """How long each stage held the decision to open ``incident``
+        (``bench.detection.latency_budget``)."""
+        truth, node_of = self.scenario.truth, topology.node_of
+        return detection.latency_budget(incident, self.events, node_of, truth, self.config)
+
     def to_dict(self, topology: Topology) -> dict[str, Any]:
         truth = self.scenario.truth
         return {
             "scenario": self.scenario.name,
             "seed": self.seed,
             "truth": truth.to_dict(),
-            "incidents": [i.to_dict() for i in self.incidents],
+            "incidents": [
+                i.to_dict() | {"latency_budget": self.latency_budget(i, topology)}
+                for i in self.incidents
+            ],
             "warnings": [
                 {
                     "at": w.at,
@@ -173,7 +183,7 @@ def replay(
     if tap is not None:
         messages = _tapped(messages, tap)
     stats = engine.run(paced(messages, speed))
-    return Replay(scenario, seed, stats, memory.events)
+    return Replay(scenario, seed, stats, memory.events, config)
 
 
 def _tapped(

@@ -34,6 +34,9 @@ class PipelineConfig:
     # went wrong within this of each other, opens an incident before users
     # are hurt (SEV-4, escalated when they are).
     failing_together_s: float = 60.0
+    # The part of a window delivered so far may raise an open incident's SEV
+    # from a user-facing series losing at least this share of its users.
+    early_loss_floor: float = 0.02
     resolve_after_s: float = 600.0
     reopen_within_s: float = 1800.0
     gap_after_s: float = 60.0  # an entity silent this long while others report is a gap

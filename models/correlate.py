@@ -46,6 +46,7 @@ from models.snapshot import (
     as_finite,
     as_float,
     as_list,
+    as_str,
     dict_of,
     load,
     rebuild,
@@ -281,6 +282,10 @@ class CorrelateStage(Snapshotted):
         # the root cause is judged on the whole cascade, not on what is still red.
         self._touched: dict[str, dict[Evidence, float]] = {}
         self._hurting_windows = 0
+        # The users lost in the latest window correlated, and early looks at
+        # windows after it: window start -> (latest look, losses).
+        self._losses: dict[SeriesKey, float] = {}
+        self._early: dict[float, tuple[float, dict[SeriesKey, float]]] = {}
         self.gaps: dict[str, float] = {}  # entity -> start of its telemetry gap
         self.changes: set[ChangeEvent] = set()  # recent changes, for the ranking
 
@@ -319,6 +324,8 @@ class CorrelateStage(Snapshotted):
             "active": _by_node(self._active),
             "touched": _by_node(self._touched),
             "hurting_windows": self._hurting_windows,
+            "losses": _losses_state(self._losses),
+            "early": [[s, at, _losses_state(lost)] for s, (at, lost) in self._early.items()],
             "gaps": dict(self.gaps),
             "changes": sorted(c.to_state() for c in self.changes),
         }
@@ -348,6 +355,10 @@ class CorrelateStage(Snapshotted):
         stage._active = defaultdict(dict, _from_nodes(topology, state["active"]))
         stage._touched = _from_nodes(topology, state["touched"])
         stage._hurting_windows = as_count(state["hurting_windows"])
+        stage._losses = _losses_from(topology, state["losses"])
+        for raw in as_list(state["early"]):
+            start, at, lost = as_list(raw, 3)
+            stage._early[as_finite(start)] = (as_finite(at), _losses_from(topology, lost))
         stage.gaps = dict_of(as_finite, state["gaps"])
         stage.changes = {ChangeEvent.from_state(c) for c in as_list(state["changes"])}
         return stage
@@ -373,8 +384,11 @@ class CorrelateStage(Snapshotted):
         """Take one report; correlate every window that all sources have decided.
 
         A report for a window already correlated, or one seen before, changes
-        nothing: delivery may repeat after a restart.
+        nothing: delivery may repeat after a restart. An early report only
+        raises the SEV of an open incident (``_escalate_early``).
         """
+        if report.early:
+            return self._add_early(report)
         # Even a stale report tells that its source is alive and how far it is.
         self.progress[report.source] = max(
             self.progress.get(report.source, report.start), report.start
@@ -432,7 +446,37 @@ class CorrelateStage(Snapshotted):
             reports = [r for _, r in sorted(self.pending.pop(start).items())]
             events.extend(self._correlate(reports))
             self.correlated_until = start
+            self._early = {s: early for s, early in self._early.items() if s > start}
+            events.extend(self._escalate_early())
         return events
+
+    def _add_early(self, report: WindowReport) -> list[IncidentEvent]:
+        if report.start <= self.correlated_until:
+            self.stale_reports += 1
+            return []
+        at, losses = self._early.get(report.start, (report.decided_at, {}))
+        merged = {**losses, **report.losses}
+        self._early[report.start] = (max(at, report.decided_at), merged)
+        return self._escalate_early()
+
+    def _escalate_early(self) -> list[IncidentEvent]:
+        """Raise an open incident's SEV from the early looks at the window
+        after the latest correlated, over that window's losses: so that in
+        any engine escalations come in window order, and no sooner than
+        the window before is known."""
+        following = self.correlated_until + self.config.window_s
+        inc = self.tracker.current
+        if following not in self._early or inc is None or inc.status is not Status.OPEN:
+            return []
+        at, early = self._early[following]
+        losses = self._unquiet({**self._losses, **early}, following)
+        return self.tracker.escalate(at, user_impact(self.topology, losses, inc.root_region))
+
+    def _unquiet(self, losses: dict[SeriesKey, float], start: float) -> dict[SeriesKey, float]:
+        """Losses but those of components under announced maintenance at ``start``."""
+        quiet = under_maintenance(self.config.maintenance, start)
+        node_of = self.topology.node_of
+        return {k: v for k, v in losses.items() if node_of[k[0]] not in quiet}
 
     def _note(self, note: Note) -> None:
         if note.evidence.kind is EvidenceKind.GAP:
@@ -460,9 +504,7 @@ class CorrelateStage(Snapshotted):
             losses.update(report.losses)
         # Announced maintenance: its components neither hurt users nor cause.
         quiet = under_maintenance(self.config.maintenance, reports[0].start)
-        if quiet:
-            node_of = self.topology.node_of
-            losses = {k: v for k, v in losses.items() if node_of[k[0]] not in quiet}
+        losses = self._losses = self._unquiet(losses, reports[0].start)
         impact = user_impact(self.topology, losses)
         self._forget_changes()
         self._hurting_windows = self._hurting_windows + 1 if losses else 0
@@ -546,6 +588,25 @@ class CorrelateStage(Snapshotted):
     def _forget_changes(self) -> None:
         horizon = self._change_horizon()
         self.changes = {c for c in self.changes if c.time >= horizon}
+
+
+def _losses_state(losses: dict[SeriesKey, float]) -> list[list[Any]]:
+    return [[entity, metric, lost] for (entity, metric), lost in losses.items()]
+
+
+def _losses_from(topology: Topology, raw: Any) -> dict[SeriesKey, float]:
+    """Losses read back: shares of users, of user-facing series the topology holds."""
+    losses = {}
+    for item in as_list(raw):
+        entity, metric, lost = as_list(item, 3)
+        key = (as_str(entity), as_str(metric))
+        if key not in topology.journey_of:
+            raise ValueError(f"a loss on {key}, which is no user-facing series")
+        share = as_finite(lost)
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"a loss of {share}, not a share of users")
+        losses[key] = share
+    return losses
 
 
 def _by_node(onsets: dict[str, dict[Evidence, float]]) -> dict[str, list[list[Any]]]:

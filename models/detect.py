@@ -128,6 +128,11 @@ class SeriesMonitor:
             return 0.0
         return surprise
 
+    def surprising(self, value: float) -> bool:
+        """Whether ``value`` would start to count toward an anomaly; learns nothing."""
+        surprise, z = self.detector.assess(value)
+        return self._harm(surprise, z) >= self._enter
+
     def update(self, start: float, at: float, value: float) -> Anomaly | None:
         """Score one window; return the anomaly if it just started or ended."""
         detector = self.detector

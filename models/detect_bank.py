@@ -504,5 +504,12 @@ class BankedMonitor:
         """A standalone copy of the row's detector."""
         return self.bank.detector(self.row)
 
+    def surprising(self, value: float) -> bool:
+        """``SeriesMonitor.surprising``: scored by a copy of the row's detector."""
+        surprise, z = self.detector.assess(value)
+        rows = np.array([self.row], np.int64)
+        harm = self.bank._harmful(rows, np.array([surprise]), np.array([z]))
+        return bool(harm[0] >= self.bank._enter)
+
     def to_state(self) -> dict[str, Any]:
         return self.bank.state(self.row)

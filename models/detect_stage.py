@@ -122,6 +122,10 @@ class DetectStage(Snapshotted):
         # Batches folded in whose time is not yet behind the decided windows:
         # enough to know a batch delivered twice (an older one is late anyway).
         self.batches: dict[BatchKey, float] = {}
+        # The user-facing series of each entity with any, looked at early.
+        self._facing: dict[str, list[SeriesKey]] = {}
+        for key in topology.journey_of:
+            self._facing.setdefault(key[0], []).append(key)
 
     # ------------------------------------------------------------ the series' parts
     # What runs on one series, with the settings it is built with: a new
@@ -257,7 +261,7 @@ class DetectStage(Snapshotted):
         >>> DetectStage.restore(b'{"format": 1}', None, PipelineConfig())
         Traceback (most recent call last):
         ...
-        models.snapshot.IncompatibleSnapshot: snapshot format 1; this version reads format 6
+        models.snapshot.IncompatibleSnapshot: snapshot format 1; this version reads format 7
         """
         state = load(snapshot, cls.__name__)
         return rebuild(cls.__name__, lambda: cls.from_state(state, topology, config))
@@ -315,7 +319,32 @@ class DetectStage(Snapshotted):
             events.append(LatePoints(tel.entity, late, tel.time))
         for window in closed:
             events.extend(self._decide(window))
+        events.extend(self._look_early(tel))
         return events
+
+    def _look_early(self, tel: Telemetry) -> list[WindowReport]:
+        """An early report of the window ``tel`` reached into, while it is
+        still open: the user-facing series of its entity that lose users over
+        the part delivered, already anomalous or surprising on that part
+        alone. Nothing is learnt from the look."""
+        keys = self._facing.get(tel.entity)
+        part = self.windows.partial(tel.entity, tel.time) if keys else None
+        if part is None:
+            return []
+        start, values = part
+        losses: dict[SeriesKey, float] = {}
+        for key in keys or ():
+            value, monitor = values.get(key), self.monitors.get(key)
+            if value is None or monitor is None:
+                continue
+            lost = degradation(monitor.spec, value, monitor.baseline)
+            if lost >= self.config.early_loss_floor and (
+                monitor.active is not None or monitor.surprising(value)
+            ):
+                losses[key] = lost
+        if not losses:
+            return []
+        return [WindowReport(self.source, start, tel.time, (), losses, early=True)]
 
     def finish(self) -> list[Detected]:
         """Decide every window still open: the end of a finite stream."""

@@ -179,12 +179,9 @@ class IncidentTracker:
                 why = "users hurt again" if paging else str(dependency)
                 return [self._event(Change.REOPENED, at, why)]
             return [self._open(at, impact, suspects, blast, silent or {}, paging, dependency)]
-        events: list[IncidentEvent] = []
-        inc = self._update(impact=self.meter.update(at, impact.share))
-        sev, reasons = classify(impact, at - inc.opened_at, self.meter.business.severity)
-        if sev < inc.sev:
-            inc = self._update(sev=sev, sev_reasons=tuple(reasons))
-            events.append(self._event(Change.ESCALATED, at, f"SEV-{sev}: " + "; ".join(reasons)))
+        self._update(impact=self.meter.update(at, impact.share))
+        events = self.escalate(at, impact)
+        inc = self.incidents[-1]
         if suspects and inc.status is not Status.RECOVERING:
             inc = self._update(suspects=tuple(suspects))
             if suspects[0].node != inc.root_cause:
@@ -220,6 +217,18 @@ class IncidentTracker:
             text = f"normal for {self.resolve_after_s:.0f} s"
             events.append(self._event(Change.RESOLVED, at, text))
         return events
+
+    def escalate(self, at: float, impact: UserImpact) -> list[IncidentEvent]:
+        """Raise the open incident's SEV to what ``impact`` calls for, if that
+        is worse; never lower it, and open or measure nothing."""
+        inc = self.current
+        if inc is None or inc.status is Status.RESOLVED:
+            return []
+        sev, reasons = classify(impact, at - inc.opened_at, self.meter.business.severity)
+        if sev >= inc.sev:
+            return []
+        self._update(sev=sev, sev_reasons=tuple(reasons))
+        return [self._event(Change.ESCALATED, at, f"SEV-{sev}: " + "; ".join(reasons))]
 
     def _see_gaps(self, at: float, silent: Mapping[str, str]) -> list[IncidentEvent]:
         """Keep the entities in a telemetry gap within the root cause and its blast radius."""

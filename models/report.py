@@ -52,6 +52,10 @@ class WindowReport:
     notes: tuple[Note, ...]
     # Share of users failing, for each user-facing series anomalous in this window.
     losses: dict[SeriesKey, float]
+    # A look at a window still open, from the part of it delivered by
+    # ``decided_at``: losses only, which may raise an open incident's SEV
+    # before the window closes; the window's own report still follows.
+    early: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +64,7 @@ class WindowReport:
             "decided_at": self.decided_at,
             "notes": [[*n.evidence.to_list(), n.onset, n.active] for n in self.notes],
             "losses": [[e, m, lost] for (e, m), lost in self.losses.items()],
+            **({"early": True} if self.early else {}),
         }
 
     @classmethod
@@ -69,6 +74,9 @@ class WindowReport:
         >>> note = Note(Evidence("a", "x"), 0.0, True)
         >>> r = WindowReport("p0", 10.0, 15.0, (note,), {("a", "x"): 0.5})
         >>> WindowReport.from_dict(r.to_dict()) == r
+        True
+        >>> early = WindowReport("p0", 20.0, 25.0, (), {("a", "x"): 0.5}, early=True)
+        >>> WindowReport.from_dict(early.to_dict()).early
         True
         """
         notes = []
@@ -86,6 +94,7 @@ class WindowReport:
             as_finite(d["decided_at"]),
             tuple(notes),
             losses,
+            as_bool(d.get("early", False)),
         )
 
     @classmethod

@@ -25,7 +25,7 @@ import orjson
 
 # Bumped whenever learned state changes shape, so that a worker never loads
 # state it would misread; it refuses the snapshot and learns afresh instead.
-SNAPSHOT_FORMAT = 6
+SNAPSHOT_FORMAT = 7
 # Formats 1 and 2 were Python object dumps behind this tag: recognised, never read.
 _PICKLED_TAG = b"foreshock-snapshot:"
 
@@ -67,7 +67,7 @@ def load(snapshot: bytes, stage: str) -> dict[str, Any]:
     ...     load(b"foreshock-snapshot:2:...", "DetectStage")
     ... except IncompatibleSnapshot as refused:
     ...     print(refused)
-    snapshot format 2 (objects, never read); this version reads format 6
+    snapshot format 2 (objects, never read); this version reads format 7
     """
     if snapshot.startswith(_PICKLED_TAG):
         version = snapshot[len(_PICKLED_TAG) :].partition(b":")[0]

@@ -263,6 +263,27 @@ class Windower:
             acc.sums[metric] += sum(values)
             acc.n[metric] += len(values)
 
+    def partial(self, entity: str, time: float) -> tuple[float, dict[SeriesKey, float]] | None:
+        """The open window a batch of ``entity`` cut at ``time`` reached into,
+        and the entity's aggregates over the part of it delivered so far:
+        when that part is at least half the window (less is too little to
+        judge by).
+
+        >>> w = Windower(window_s=10, lateness_s=5)
+        >>> _ = w.add(Telemetry("pods", "api", 16.0, [10.0, 15.0], {"error_rate": [0.1, 0.3]}))
+        >>> w.partial("api", 16.0)
+        (10.0, {('api', 'error_rate'): 0.2})
+        >>> w.partial("api", 14.0) is None  # four seconds of ten
+        True
+        """
+        start = self._bucket(time)
+        slot = self._open.get(start, {}).get(entity)
+        delivered = time - start
+        if slot is None or delivered < self.window_s / 2:
+            return None
+        family, acc = slot
+        return start, _aggregate(family, entity, acc, delivered)
+
     def _close(self, until: float) -> list[ClosedWindow]:
         closed: list[ClosedWindow] = []
         for start in sorted(s for s in self._open if s + self.window_s <= until):

@@ -367,7 +367,7 @@ async def detect(stream: faust.StreamT) -> None:
             if isinstance(decided, WindowReport):
                 report = orjson.dumps(decided.to_dict())
                 live.sent.append(await windows.send(key=p.source.encode(), value=report))
-                live.changes += 1
+                live.changes += not decided.early  # snapshots come every so many windows
             else:
                 p.sink.emit(decided)
         if live.changes >= SNAPSHOT_WINDOWS:
@@ -453,8 +453,9 @@ async def correlate(stream: faust.StreamT) -> None:
         heard[report.source] = time.monotonic()
         # A report is acknowledged once its window is correlated and
         # snapshotted; those still waiting (left out of the snapshot) are
-        # what a restored correlator must be redelivered.
-        live.take(event, message.offset, due=report.start)
+        # what a restored correlator must be redelivered. An early look is
+        # kept in the snapshot itself (and its window may never close).
+        live.take(event, message.offset, due=float("-inf") if report.early else report.start)
         changes = live.state.add(report)
         _publish(p, changes)
         live.changes += 1

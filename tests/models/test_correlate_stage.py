@@ -26,6 +26,12 @@ def stage(business_data):
     return CorrelateStage(Topology.from_dict(WORLD), Business.from_dict(business_data), config)
 
 
+def early(stage, n, at, losses):
+    """An early look at the n-th window, delivered ``at`` seconds into it."""
+    start = T0 + 10 * n
+    return stage.add(WindowReport("pods:0", start, start + at, (), losses, early=True))
+
+
 def window(stage, n, *notes, losses=None):
     """Correlate the n-th window after T0, with these notes: (evidence, onset n, active)."""
     start = T0 + 10 * n
@@ -85,3 +91,26 @@ def test_an_incident_users_never_felt_resolves_once_the_dependency_recovers(stag
     assert [e.kind for e in recovering] == [Change.RECOVERING]
     events = [e for n in range(7, 30) for e in window(stage, n)]
     assert [e.kind for e in events] == [Change.RESOLVED]
+
+
+def test_an_early_look_raises_the_sev_of_an_open_incident_and_nothing_else(stage):
+    assert early(stage, 0, 5, USERS_HURT) == []  # nothing open: it opens nothing
+    window(stage, 0)
+    window(stage, 1, (LATENCY, 1, True), (ERRORS, 1, True))  # SEV-4
+    # A look at window 3 waits for window 2: escalations come in window order.
+    assert early(stage, 3, 5, USERS_HURT) == []
+    (escalated,) = window(stage, 2)
+    assert (escalated.kind, escalated.at) == (Change.ESCALATED, T0 + 35)
+    assert escalated.incident.sev < 4
+    assert stage.correlated_until == T0 + 20  # the look decided no window
+    assert escalated.incident.impact.peak_share == 0  # and measured nothing
+
+
+def test_early_looks_waiting_survive_a_snapshot(stage, business_data):
+    window(stage, 0, (LATENCY, 0, True), (ERRORS, 0, True))
+    early(stage, 2, 5, USERS_HURT)
+    restored = CorrelateStage.restore(
+        stage.snapshot(), stage.topology, stage.config, Business.from_dict(business_data)
+    )
+    assert restored.to_state() == stage.to_state()
+    assert [e.kind for e in window(restored, 1)] == [Change.ESCALATED]

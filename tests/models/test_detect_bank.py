@@ -275,3 +275,20 @@ def test_a_bank_grows_as_series_come():
     assert rows[99].to_state()["learned"]["_level"] == 3.0
     assert rows[0].to_state()["learned"]["_level"] == 4.0
     assert rows[50].to_state()["learned"]["_n"] == 0
+
+
+def test_a_look_at_a_value_judges_it_as_its_monitor_would_and_learns_nothing():
+    values = workload(3, count=14, windows=400)
+    twins = Twins(3, {}, count=14)
+    twins.feed(values, 0, 400)
+    before = [repr((m.to_state(), r.to_state())) for m, r in zip(twins, twins.rows, strict=True)]
+    looked = surprising = 0
+    for mon, row, xs in zip(twins.monitors, twins.rows, values, strict=True):
+        seen = [x for x in xs if x is not None]
+        for x in (seen[-1], min(seen), max(seen), 3 * max(seen) + 1, 0.0):
+            looked += 1
+            surprising += mon.surprising(x)
+            assert row.surprising(x) == mon.surprising(x), (mon.entity, x)
+    assert 0 < surprising < looked  # both answers were given
+    after = [repr((m.to_state(), r.to_state())) for m, r in zip(twins, twins.rows, strict=True)]
+    assert after == before

@@ -123,6 +123,24 @@ def test_a_database_fault_pages_once_with_root_cause_sev_and_resolution(pipeline
     assert "opened" not in kinds
 
 
+@pytest.mark.parametrize("look_early", [True, False])
+def test_users_hurt_worse_raise_the_sev_from_the_first_half_of_a_window(business_data, look_early):
+    floor = PipelineConfig().early_loss_floor if look_early else 1.01  # 1.01: never
+    config = PipelineConfig(early_loss_floor=floor)
+    p = DetectionPipeline(Topology.from_dict(WORLD), Business.from_dict(business_data), config)
+    run(p, T0, T0 + 900)
+    hurt = T0 + 900
+    opened = incident_events(run(p, hurt, hurt + 60, api_errors=0.2, success=0.9))
+    assert [(e.kind, e.incident.sev) for e in opened] == [("opened", 2)]
+    worse = hurt + 60  # a window's start
+    events = incident_events(run(p, worse, worse + 60, api_errors=0.6, success=0.1))
+    sev1 = next(e.at for e in events if e.incident.sev == 1)
+    # The first half of the window, delivered at worse + 5, tells; its end
+    # and allowed lateness come at worse + 15.
+    assert sev1 - worse == (5 if look_early else 15)
+    assert [e.kind for e in events].count("opened") == 0
+
+
 def test_one_region_down_is_sev2_not_sev1(business_data):
     world = Topology.from_dict(WORLD)
     pipeline = DetectionPipeline(world, Business.from_dict(business_data))
