@@ -468,6 +468,8 @@ class CorrelateStage(Snapshotted):
         inc = self.tracker.current
         if following not in self._early or inc is None or inc.status is not Status.OPEN:
             return []
+        if inc.sev == 1:  # none higher
+            return []
         at, early = self._early[following]
         losses = self._unquiet({**self._losses, **early}, following)
         return self.tracker.escalate(at, user_impact(self.topology, losses, inc.root_region))
