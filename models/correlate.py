@@ -471,14 +471,9 @@ class CorrelateStage(Snapshotted):
         if inc.sev == 1:  # none higher
             return []
         at, early = self._early[following]
-        losses = self._unquiet({**self._losses, **early}, following)
+        quiet = under_maintenance(self.config.maintenance, following)
+        losses = _unquiet(self.topology, {**self._losses, **early}, quiet)
         return self.tracker.escalate(at, user_impact(self.topology, losses, inc.root_region))
-
-    def _unquiet(self, losses: dict[SeriesKey, float], start: float) -> dict[SeriesKey, float]:
-        """Losses but those of components under announced maintenance at ``start``."""
-        quiet = under_maintenance(self.config.maintenance, start)
-        node_of = self.topology.node_of
-        return {k: v for k, v in losses.items() if node_of[k[0]] not in quiet}
 
     def _note(self, note: Note) -> None:
         if note.evidence.kind is EvidenceKind.GAP:
@@ -506,7 +501,7 @@ class CorrelateStage(Snapshotted):
             losses.update(report.losses)
         # Announced maintenance: its components neither hurt users nor cause.
         quiet = under_maintenance(self.config.maintenance, reports[0].start)
-        losses = self._losses = self._unquiet(losses, reports[0].start)
+        losses = self._losses = _unquiet(self.topology, losses, quiet)
         impact = user_impact(self.topology, losses)
         self._forget_changes()
         self._hurting_windows = self._hurting_windows + 1 if losses else 0
@@ -590,6 +585,14 @@ class CorrelateStage(Snapshotted):
     def _forget_changes(self) -> None:
         horizon = self._change_horizon()
         self.changes = {c for c in self.changes if c.time >= horizon}
+
+
+def _unquiet(
+    topology: Topology, losses: dict[SeriesKey, float], quiet: frozenset[str]
+) -> dict[SeriesKey, float]:
+    """Losses but those of the ``quiet`` components (under announced maintenance)."""
+    node_of = topology.node_of
+    return {k: v for k, v in losses.items() if node_of[k[0]] not in quiet}
 
 
 def _losses_state(losses: dict[SeriesKey, float]) -> list[list[Any]]:
