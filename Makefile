@@ -3,7 +3,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint install clean broker-start broker-stop broker-status broker-clean
+.PHONY: demo test check lint install clean broker-start broker-stop broker-status broker-clean servers
 
 # `$(call timed,NAME,COMMAND)`: run a phase and print its wall time, keeping its exit code.
 timed = @s=$$(date +%s); $(2); rc=$$?; echo "== $(1): $$(( $$(date +%s) - s )) s"; exit $$rc
@@ -33,7 +33,7 @@ lint: $(STAMP)
 # The inner loop: lint, types and every test that needs no broker or server,
 # but for the whole-day replays over many seeds; the fuzz tests at a tenth.
 check: lint
-	$(call timed,tests without a broker,FUZZ_SCALE=0.1 $(BIN)/pytest -m "not broker and not slow" --durations=15)
+	$(call timed,tests without a broker,FUZZ_SCALE=0.1 $(BIN)/pytest -m "not broker and not slow and not servers" --durations=15)
 
 # A real single-node Kafka broker (KRaft) on 127.0.0.1, fetched with Maven on
 # first use (broker/pom.xml) into broker/.jars/; state in broker/.run/.
@@ -50,12 +50,29 @@ broker-status:
 broker-clean:
 	$(PYTHON) broker/kafka.py stop --wipe
 
+# The Debian packages behind the servers tests (tests/infra, infra/servers.py):
+# Redis, its Prometheus exporter and Prometheus. Installed (as root) only when
+# a binary is missing; none is run as a service, the tests start their own.
+SERVER_PACKAGES := redis-server prometheus prometheus-redis-exporter
+servers:
+	@if ! command -v redis-server >/dev/null || ! command -v prometheus >/dev/null \
+	    || ! command -v prometheus-redis-exporter >/dev/null; then \
+	  apt-get update && apt-get install -y --no-install-recommends $(SERVER_PACKAGES); \
+	fi
+
 # Everything. The broker is stopped whatever pytest does; pytest's exit code
 # is kept, and it prints the 25 slowest tests.
 # (No $(MAKE) in these lines, so `make -n test` does not run pytest.)
-test: lint
+test: lint servers
 	$(call timed,broker start,$(PYTHON) broker/kafka.py start)
 	$(call timed,tests,( $(BIN)/pytest --durations=25; rc=$$?; $(PYTHON) broker/kafka.py stop; exit $$rc ))
+
+# The remote_write message classes, from the .proto kept beside them.
+.PHONY: proto
+proto: $(STAMP)
+	$(BIN)/pip install --quiet 'grpcio-tools>=1.85,<1.86'
+	$(BIN)/python -m grpc_tools.protoc -Iinfra/ingest --python_out=infra/ingest \
+		--pyi_out=infra/ingest infra/ingest/remote_write.proto
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

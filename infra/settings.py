@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.ingest.mapping import Mapping
+from infra.ingest.mapping import from_dict as mapping_from_dict
 from models.config import PipelineConfig
 from models.detectors import DETECTORS
 from models.impact import Business
@@ -48,6 +50,9 @@ class Settings(BaseSettings):
     topology: Path = DEFAULTS / "topology.toml"
     business: Path = DEFAULTS / "business.toml"
     scenarios: Path | None = None  # a folder of scenario files, added to the shipped library
+    # From outside metrics (remote_write, OTLP) to Foreshock's series, and the
+    # metrics it adds: read by `foreshock ingest` and by the workers.
+    mapping: Path = DEFAULTS / "mapping.toml"
     # Announced maintenance (a TOML calendar); workers re-read it while running.
     maintenance: Path | None = None
     # As logging names it; any case, as `worker --loglevel info` takes it.
@@ -106,6 +111,12 @@ class Settings(BaseSettings):
 
     def load_business(self) -> Business:
         return self._load("business", Business.from_dict)
+
+    def load_mapping(self) -> Mapping:
+        """The mapping file, its new metrics declared to the schema."""
+        mapping = self._load("mapping", mapping_from_dict)
+        mapping.declare()
+        return mapping
 
     def load_maintenance(self, topology: Topology) -> tuple[MaintenanceWindow, ...]:
         """The maintenance calendar; a file that cannot be used raises

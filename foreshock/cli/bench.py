@@ -32,6 +32,7 @@ from foreshock.cli.common import (
     writable,
 )
 from foreshock.cli.render import (
+    ingest_table,
     kafka_table,
     memory_table,
     nab_compare_table,
@@ -124,6 +125,42 @@ def kafka(
         typer.echo(orjson.dumps(result).decode())
         return
     console.print(kafka_table(result, f"bench kafka: {sc.name}, seed {seed}", lag_speed))
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    requests: Annotated[int, typer.Option(min=10, help="remote_write bodies to send")] = 500,
+    samples_per_request: Annotated[
+        int, typer.Option(min=1, help="samples per body (Prometheus's max_samples_per_send)")
+    ] = 2000,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="bodies in flight at once (Prometheus's shards)")
+    ] = 4,
+    workdir: Workdir = Path("out/bench-ingest"),
+    json: Json = False,
+    keep_topics: KeepTopics = False,
+) -> None:
+    """`foreshock ingest` on the broker: remote_write samples/s taken into Kafka,
+    the receiver's CPU, and request latency."""
+    from bench.ingest import throughput
+    from bench.kafka import isolated
+
+    settings = settings_of(ctx)
+    topology, _ = topology_and_business(settings)
+    reach_broker(settings)
+    with writable("--workdir", workdir):
+        workdir.mkdir(parents=True, exist_ok=True)
+    run = isolated(settings)
+    try:
+        with console.status(f"sending {requests:,} bodies of {samples_per_request:,} samples…"):
+            result = throughput(run, topology, workdir, requests, samples_per_request, concurrency)
+    finally:
+        _clean_up([run], keep_topics, json)
+    if json:
+        typer.echo(orjson.dumps(result).decode())
+        return
+    console.print(ingest_table(result))
 
 
 @app.command()

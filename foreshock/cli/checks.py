@@ -24,20 +24,26 @@ def reach_broker(settings: Settings) -> None:
 def web_port_free(settings: Settings) -> None:
     """Stop here when the worker's web server cannot bind: Faust would find
     out only after joining the group, and end with a traceback."""
-    if not settings.web_enabled:
-        return
-    host, port = settings.web_host, settings.web_port
+    if settings.web_enabled:
+        port_free(
+            settings.web_host,
+            settings.web_port,
+            "set FORESHOCK_WEB_PORT to a free port, or FORESHOCK_WEB_ENABLED=false",
+            "set FORESHOCK_WEB_HOST, or FORESHOCK_WEB_ENABLED=false",
+        )
+
+
+def port_free(host: str, port: int, other_port: str, other_host: str) -> None:
+    """Stop here, saying what to change, when ``host:port`` cannot be bound."""
     try:
         for family, kind, proto, _, address in socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         ):
             with socket.socket(family, kind, proto) as probe:
-                # As the web server binds: a port left in TIME_WAIT is free.
+                # As a web server binds: a port left in TIME_WAIT is free.
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind(address)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            why = f"port {port} on {host} is taken: set FORESHOCK_WEB_PORT to a free port"
-        else:
-            why = f"cannot serve on {host}:{port} ({exc.strerror or exc}): set FORESHOCK_WEB_HOST"
-        fail(f"{why}, or FORESHOCK_WEB_ENABLED=false")
+            fail(f"port {port} on {host} is taken: {other_port}")
+        fail(f"cannot serve on {host}:{port} ({exc.strerror or exc}): {other_host}")

@@ -242,6 +242,25 @@ def kafka_table(result: Mapping[str, Any], title: str, lag_speed: float) -> Tabl
     return table
 
 
+def ingest_table(result: Mapping[str, Any]) -> Table:
+    """``bench ingest``: what the receiver took, how fast, at what cost."""
+    table = Table(title="bench ingest: remote_write into Kafka", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    r = result
+    table.add_row("bodies taken", f"{r['taken']:,} of {r['requests']:,}")
+    table.add_row(
+        "samples per body", f"{r['samples_per_request']:,} ({r['body_bytes_mean']:,} bytes)"
+    )
+    table.add_row("senders at once", f"{r['concurrency']}")
+    table.add_row("samples taken per second", f"{r['samples_per_s']:,}")
+    per_cpu = r["samples_per_cpu_s"]
+    table.add_row("per CPU-second of the receiver", f"{per_cpu:,}" if per_cpu else "n/a")
+    table.add_row("request latency p50 / p99", f"{r['latency_p50_ms']} / {r['latency_p99_ms']} ms")
+    table.add_row("telemetry samples published", f"{r['published_samples']:,.0f}")
+    return table
+
+
 def memory_table(result: Mapping[str, Any]) -> Table:
     """``bench memory``: state per series, at two sizes and at the margin, and
     the snapshot as a worker stores it."""
