@@ -67,6 +67,14 @@ test: lint servers
 	$(call timed,broker start,$(PYTHON) broker/kafka.py start)
 	$(call timed,tests,( $(BIN)/pytest --durations=25; rc=$$?; $(PYTHON) broker/kafka.py stop; exit $$rc ))
 
+# The lab: a real Redis that leaks, watched through Prometheus, remote_write,
+# the broker and a worker (foreshock lab); everything it starts is stopped.
+.PHONY: lab
+lab: $(STAMP) servers
+	$(PYTHON) broker/kafka.py start
+	( FORESHOCK_KAFKA_BOOTSTRAP=$$(cat broker/.run/bootstrap) $(BIN)/foreshock lab; rc=$$?; \
+	  $(PYTHON) broker/kafka.py stop; exit $$rc )
+
 # The remote_write message classes, from the .proto kept beside them.
 .PHONY: proto
 proto: $(STAMP)

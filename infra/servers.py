@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -279,8 +279,9 @@ def duration(seconds: float) -> str:
 
 
 class Prometheus(Server):
-    """A Prometheus scraping ``scrape_targets`` (job ``redis``) and, when given
-    a URL, remote-writing every sample there with a lab's short delays.
+    """A Prometheus scraping ``jobs`` (job name -> its targets, and labels
+    set on them) and, when given a URL, remote-writing every sample there
+    with a lab's short delays.
 
     Ready means its API answers: its scrape manager applies targets on a 5 s
     tick, so the first samples come up to ~5 s later.
@@ -291,16 +292,14 @@ class Prometheus(Server):
 
     def __init__(
         self,
-        scrape_targets: Sequence[str],
+        jobs: Mapping[str, tuple[Sequence[str], Mapping[str, str]]],
         remote_write_url: str | None = None,
         scrape_interval_s: float = 1.0,
-        labels: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
-        self.scrape_targets = list(scrape_targets)
+        self.jobs = {job: (list(targets), dict(labels)) for job, (targets, labels) in jobs.items()}
         self.remote_write_url = remote_write_url
         self.scrape_interval_s = scrape_interval_s
-        self.labels = dict(labels or {})
 
     @property
     def url(self) -> str:
@@ -308,16 +307,16 @@ class Prometheus(Server):
 
     def config(self) -> dict[str, Any]:
         interval = duration(self.scrape_interval_s)
-        static: dict[str, Any] = {"targets": self.scrape_targets}
-        if self.labels:
-            static["labels"] = self.labels
         config: dict[str, Any] = {
             "global": {
                 "scrape_interval": interval,
                 "scrape_timeout": interval,
                 "evaluation_interval": interval,
             },
-            "scrape_configs": [{"job_name": "redis", "static_configs": [static]}],
+            "scrape_configs": [
+                {"job_name": job, "static_configs": [{"targets": targets, "labels": labels}]}
+                for job, (targets, labels) in self.jobs.items()
+            ],
         }
         if self.remote_write_url:
             config["remote_write"] = [

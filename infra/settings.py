@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # From outside metrics (remote_write, OTLP) to Foreshock's series, and the
     # metrics it adds: read by `foreshock ingest` and by the workers.
     mapping: Path = DEFAULTS / "mapping.toml"
+    # Where an OpenTelemetry Collector's kafka exporter writes metrics
+    # (encoding otlp_proto), read by the workers; not prefixed. Empty: none.
+    otlp_topic: str = "otlp_metrics"
     # Announced maintenance (a TOML calendar); workers re-read it while running.
     maintenance: Path | None = None
     # As logging names it; any case, as `worker --loglevel info` takes it.
@@ -61,6 +64,8 @@ class Settings(BaseSettings):
     # some metrics or families, e.g. FORESHOCK_DETECTORS='{"redis": "river-sad"}'.
     detector: str = "surprise"
     detectors: dict[str, str] = {}
+    # Event-time windows the series are cut into: the grain of detection.
+    window_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     # The surprise detectors of a window are stepped together, as arrays;
     # false runs one monitor per series instead (the same decisions, slower).
     vectorised: bool = True
@@ -131,6 +136,7 @@ class Settings(BaseSettings):
         maintenance = self.load_maintenance(topology)
         try:
             return PipelineConfig(
+                window_s=self.window_s,
                 detector=self.detector,
                 detectors=tuple(self.detectors.items()),
                 vectorised=self.vectorised,

@@ -142,6 +142,9 @@ SERIES_METRICS: dict[str, dict[str, MetricSpec]] = {
 }
 
 FAMILIES = tuple(WIRE_METRICS)
+# The series this code defines; a mapping file may declare more, process-wide
+# (``infra.ingest.mapping``), which only outside telemetry carries.
+BUILT_IN_SERIES = {family: frozenset(specs) for family, specs in SERIES_METRICS.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,9 @@ and drop what never will:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
+import threading
 import time
 import zlib
 from collections.abc import Awaitable, Callable
@@ -27,7 +29,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from infra.ingest import BadBody, Mapping, Translator
+from infra.ingest import MAX_LABEL, MAX_SERIES, BadBody, Mapping, Translator
 from infra.settings import Settings
 from models.schema import Telemetry
 from models.topology import Topology
@@ -47,8 +49,8 @@ class Limits:
 
     body_bytes: int = 8 << 20  # as sent (compressed)
     uncompressed_bytes: int = 64 << 20
-    series: int = 50_000  # per request; Prometheus sends 2,000 samples by default
-    label_chars: int = 4096
+    series: int = MAX_SERIES  # per request
+    label_chars: int = MAX_LABEL
     inflight: int = 4  # bodies being translated or published at once
     wait_s: float = 5.0  # for a free place before answering 503
     kafka_s: float = 10.0  # for Kafka's acknowledgements before answering 503
@@ -250,3 +252,50 @@ async def serve(
             await asyncio.Event().wait()
         finally:
             await runner.cleanup()
+
+
+class Background:
+    """A receiver serving from a thread of its own (its own event loop), for
+    the lab and the tests: ``url`` once started; a context manager, or
+    stopped by ``close``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        mapping: Mapping,
+        topology: Topology,
+        limits: Limits | None = None,
+        timeout_s: float = 60.0,
+    ) -> None:
+        started: list[tuple[Receiver, int]] = []
+        self._loop = asyncio.new_event_loop()
+        self._task = self._loop.create_task(
+            serve(
+                settings, mapping, topology, "127.0.0.1", 0, limits,
+                lambda receiver, port: started.append((receiver, port)),
+            )
+        )  # fmt: skip
+        self._thread = threading.Thread(target=self._run, name="receiver", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"the receiver did not start within {timeout_s:g} s")
+            time.sleep(0.05)
+        self.receiver, port = started[0]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def _run(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            self._loop.run_until_complete(self._task)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(timeout=30)
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

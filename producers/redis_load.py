@@ -17,9 +17,14 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from wsgiref.simple_server import WSGIServer
 
 import redis
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -96,6 +101,7 @@ class Load:
         value_bytes: int = 4096,
         session_ttl_s: int = 60,
         tick_s: float = 0.05,
+        leak_after_s: float = 0.0,
     ) -> None:
         if value_bytes <= 0 or tick_s <= 0 or leak_bytes_per_s < 0 or logins_per_s < 0:
             raise ValueError("rates must be >= 0, value_bytes and tick_s > 0")
@@ -105,6 +111,7 @@ class Load:
         self.value_bytes = value_bytes
         self.session_ttl_s = session_ttl_s
         self.tick_s = tick_s
+        self.leak_after_s = leak_after_s  # the leak starts this long after the logins
         # Counters, written by the running thread under the lock; read them
         # with snapshot() for a consistent view.
         self.leak = Tally()
@@ -131,11 +138,13 @@ class Load:
         self._stop.clear()
         now = time.monotonic()
         deadline, last = now + duration_s, now
+        leak_from = now + self.leak_after_s
         leak_owed = logins_owed = 0.0
         try:
             while not self._stop.is_set() and (now := time.monotonic()) < deadline:
                 elapsed, last = min(now - last, 1.0), now
-                leak_owed += self.leak_bytes_per_s * elapsed / self.value_bytes
+                if now >= leak_from:
+                    leak_owed += self.leak_bytes_per_s * elapsed / self.value_bytes
                 logins_owed += self.logins_per_s * elapsed
                 leaks, logins = int(leak_owed), int(logins_owed)
                 leak_owed -= leaks
@@ -213,3 +222,37 @@ class Load:
             return
         with self._lock:
             self.logins.successes += 1
+
+
+class LoginMetrics(Collector):
+    """The logins as the service doing them would count them for Prometheus:
+    ``login_attempts_total`` by ``outcome`` (success, timeout, failure), with
+    the region and client they come from."""
+
+    def __init__(self, load: Load, region: str, client: str) -> None:
+        self.load = load
+        self.where = {"region": region, "client": client}
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        logins = self.load.snapshot().logins
+        family = CounterMetricFamily(
+            "login_attempts", "Logins tried, by outcome", labels=[*self.where, "outcome"]
+        )
+        timeouts = logins.failures["connection"]
+        outcomes = {
+            "success": logins.successes,
+            "timeout": timeouts,
+            "failure": logins.failed - timeouts,
+        }
+        for outcome, count in outcomes.items():
+            family.add_metric([*self.where.values(), outcome], count)
+        yield family
+
+
+def serve_metrics(load: Load, region: str, client: str) -> tuple[WSGIServer, int]:
+    """A /metrics page of the load's logins on a free port of 127.0.0.1;
+    the server (``shutdown()`` stops it) and its port."""
+    registry = CollectorRegistry()
+    registry.register(LoginMetrics(load, region, client))
+    server, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
+    return server, int(server.server_port)

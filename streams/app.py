@@ -3,6 +3,9 @@
 Run a worker with ``foreshock worker`` (or ``faust -A streams.app worker``);
 run more of them, with the same ``FORESHOCK_APP_ID``, to share the work.
 
+    otlp_metrics  --take_otlp--.
+        (an OpenTelemetry       v
+         Collector's)
     telemetry.{redis,pods,logins,social}  --detect-->  foreshock.windows
         (partitioned by entity)               |        (one partition)
                                               |         ^    |
@@ -17,8 +20,10 @@ partition it owns; ``correlate`` joins the window reports of every partition
 and tracks incidents. ``take_changes`` validates each change event and
 forwards it onto ``foreshock.windows`` (as ``{"change": {...}}``), so that the
 correlator receives it in order with the reports and keeps it in its
-snapshot. Both keep their model state in changelog-backed tables
-(see ``streams.checkpoint`` and ``streams.partitions``), so a restarted
+snapshot. ``take_otlp`` translates the OTLP metrics a Collector writes to
+Kafka into telemetry, by the mapping ``foreshock ingest`` uses. ``detect``
+and ``correlate`` keep their model state in changelog-backed tables (see
+``streams.checkpoint`` and ``streams.partitions``), so a restarted
 worker, or the worker a partition moves to, resumes with the baselines
 already learned.
 
@@ -43,6 +48,8 @@ from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as aiokafka_transport
 
 from infra import kafka
+from infra.ingest import MAX_LABEL, MAX_SERIES, BadBody, Translator
+from infra.ingest import otlp as otlp_format
 from infra.settings import Settings
 from models.changes import ChangeEvent
 from models.config import PipelineConfig
@@ -51,7 +58,7 @@ from models.detect_stage import DetectStage
 from models.impact import Business
 from models.incident import IncidentEvent
 from models.report import WindowReport
-from models.schema import Rejection, Telemetry, decode
+from models.schema import Rejection, Telemetry, decode, encode
 from models.snapshot import IncompatibleSnapshot
 from models.topology import Topology
 from streams import metrics
@@ -77,7 +84,8 @@ MAINTENANCE_RELOAD_S = 15.0  # how often the maintenance calendar is re-read
 
 
 class ModelInputs:
-    """What the models run with: topology, business and configuration, read
+    """What the models run with: topology (and the metrics the mapping adds),
+    business and configuration, read
     from the settings once first needed (at the latest when the worker is
     given its partitions, ``load``); the maintenance calendar in the
     configuration is re-read while the worker runs (``reload``)."""
@@ -87,7 +95,14 @@ class ModelInputs:
 
     @functools.cached_property
     def topology(self) -> Topology:
+        # The mapping's new metrics first: the topology and telemetry may name them.
+        self.settings.load_mapping()
         return self.settings.load_topology()
+
+    @functools.cached_property
+    def translator(self) -> Translator:
+        """OTLP from the Collector into telemetry, by the mapping."""
+        return Translator(self.settings.load_mapping(), self.topology.knows)
 
     @functools.cached_property
     def business(self) -> Business:
@@ -146,11 +161,29 @@ changes = kafka.raw_topic(app, settings, kafka.CHANGES)
 anomalies = kafka.raw_topic(app, settings, kafka.ANOMALIES)
 incidents = kafka.raw_topic(app, settings, kafka.INCIDENTS)
 deadletter = kafka.raw_topic(app, settings, kafka.DEADLETTER)
+# Telemetry made here (of OTLP), sent to its family's topic.
+telemetry_out = {
+    family: kafka.raw_topic(app, settings, topic) for family, topic in kafka.TELEMETRY.items()
+}
+# The Collector's topic is its own: not prefixed.
+otlp = (
+    app.topic(
+        settings.otlp_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    if settings.otlp_topic
+    else None
+)
 
 # Every topic the app reads or writes, with its partition count.
 TOPICS = {
     name: t.partitions or settings.partitions
-    for t in (telemetry, changes, windows, anomalies, incidents, deadletter)
+    for t in (telemetry, changes, windows, anomalies, incidents, deadletter, otlp)
+    if t is not None
     for name in t.topics
 }
 family_of_topic = {topic: family for family, topic in kafka.telemetry_topics(settings).items()}
@@ -421,6 +454,31 @@ async def take_changes(stream: faust.StreamT) -> None:
         await (await windows.send(key=b"change", value=forward(change)))
         metrics.processed.labels(message.topic, str(message.partition)).inc()
         log.info("change: %s", change)
+
+
+async def take_otlp(stream: faust.StreamT) -> None:
+    """OTLP metrics as the Collector's kafka exporter writes them (an
+    ExportMetricsServiceRequest a record), into telemetry by the same
+    mapping as ``foreshock ingest``; a record that is not one is a dead letter."""
+    async for event in stream.events():
+        message = event.message
+        try:
+            request = otlp_format.decode(message.value or b"", False, MAX_SERIES, MAX_LABEL)
+        except BadBody as bad:
+            await (await _dead_letter(message, Rejection(bad.reason, str(bad))))
+            continue
+        made = given.translator.translate(otlp_format.series(request))
+        # Awaited: the record is acknowledged only once its telemetry is on its way.
+        sent = [
+            await telemetry_out[tel.family].send(key=tel.entity.encode(), value=encode(tel))
+            for tel in made
+        ]
+        await asyncio.gather(*sent)
+        metrics.processed.labels(message.topic, str(message.partition)).inc()
+
+
+if otlp is not None:
+    app.agent(otlp, name="take_otlp")(take_otlp)
 
 
 def _publish(p: Partition[CorrelateStage], changes: list[IncidentEvent]) -> None:

@@ -4,6 +4,7 @@ and the short world the broker tests run on."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.replay import Replay, replay
+from infra.servers import Server
 from infra.settings import Settings
 from models.impact import Business
 from models.topology import Topology
@@ -65,6 +67,17 @@ def replayed() -> Callable[..., Replay]:
     """``replayed(scenario, seed, short=False)``: the replay of the whole
     scenario, or of its short world, computed once per test process."""
     return _replayed
+
+
+def require(*servers: type[Server]) -> None:
+    """Skip (fail in CI) unless every server's binary is installed (``make servers``)."""
+    missing = [server.missing() for server in servers if not server.installed()]
+    if not missing:
+        return
+    why = "; ".join(missing)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(why)
+    pytest.skip(why)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

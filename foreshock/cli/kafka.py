@@ -132,6 +132,7 @@ def worker(
     """Start a Faust worker: run more of them to share the partitions."""
     checked = settings_of(ctx)
     web_port_free(checked)
+    usable(checked.load_mapping)  # first: the metrics it adds, which the topology may name
     pipeline_inputs(checked)  # read again by the worker, but only once it has joined
     from streams.app import TOPICS, settings  # the app reads its settings on import
     from streams.app import app as faust_app

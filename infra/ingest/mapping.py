@@ -109,7 +109,9 @@ class Mapping:
                 self.readers[rule.over.name].append((rule, True))
 
     def declare(self) -> None:
-        """Teach the schema the metrics this file adds (idempotent)."""
+        """Teach the schema the metrics this file adds (idempotent). The
+        schema is the process's: every telemetry validated here after this
+        may carry them."""
         for family, specs in self.metrics.items():
             for name, spec in specs.items():
                 WIRE_METRICS[family].setdefault(name, spec)

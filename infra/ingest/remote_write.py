@@ -17,6 +17,9 @@ from infra.ingest.remote_write_pb2 import Label, WriteRequest
 from infra.ingest.translate import Description, Kind, Series
 
 COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
+# Limits of one body, by default: Prometheus sends 2,000 samples a body.
+MAX_SERIES = 50_000
+MAX_LABEL = 4096  # characters of a label's name or value
 
 
 class BadBody(ValueError):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import struct
 from collections import Counter, defaultdict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -176,6 +176,12 @@ class Translator:
                     cell.bounds[key] = math.nan
             route.cells.append((cell_key, cell, denominator))
         return route
+
+    def translate(self, series: Iterable[Series]) -> list[Telemetry]:
+        """``add`` every series, then ``flush``."""
+        for one in series:
+            self.add(one)
+        return self.flush()
 
     def flush(self) -> list[Telemetry]:
         """The telemetry made of everything added since the last flush."""

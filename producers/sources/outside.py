@@ -39,9 +39,7 @@ class RemoteWrite(Source):
         return sum(len(ts.samples) for ts in self.request.timeseries)
 
     def messages(self) -> Iterator[Telemetry]:
-        for series in remote_write.series(self.request, self.max_label):
-            self.translator.add(series)
-        yield from self.translator.flush()
+        yield from self.translator.translate(remote_write.series(self.request, self.max_label))
 
 
 class Otlp(Source):
@@ -64,6 +62,4 @@ class Otlp(Source):
         return otlp.points(self.request)
 
     def messages(self) -> Iterator[Telemetry]:
-        for series in otlp.series(self.request):
-            self.translator.add(series)
-        yield from self.translator.flush()
+        yield from self.translator.translate(otlp.series(self.request))

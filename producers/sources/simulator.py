@@ -20,7 +20,7 @@ import numpy as np
 
 from models.changes import ChangeEvent
 from models.impact import Business, diurnal
-from models.schema import SERIES_METRICS, Telemetry
+from models.schema import BUILT_IN_SERIES, SERIES_METRICS, Telemetry
 from models.topology import Topology
 from producers.scenario import DECLARED, Effect, Scenario
 from producers.sources.base import Source
@@ -90,9 +90,10 @@ class _Entity:
 
     @property
     def series(self) -> list[str]:
-        """The series this entity sends: its family's, less those it does not declare."""
+        """The series this entity sends: its family's own, less those it does not declare."""
         absent = set(DECLARED.get(self.family, ())) - set(self.base)
-        return [m for m in SERIES_METRICS[self.family] if m not in absent]
+        own = BUILT_IN_SERIES[self.family]
+        return [m for m in SERIES_METRICS[self.family] if m in own and m not in absent]
 
 
 class Simulator(Source):

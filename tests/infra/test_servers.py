@@ -23,21 +23,11 @@ from infra.servers import (
     wait_for,
 )
 from producers.redis_load import Load, memory
+from tests.conftest import require
 
 pytestmark = pytest.mark.servers
 
 MAXMEMORY = 4 * 1024 * 1024  # "4mb" to Redis
-
-
-def require(*servers: type[Server]) -> None:
-    """Skip (fail in CI) unless every server's binary is installed."""
-    missing = [server.missing() for server in servers if not server.installed()]
-    if not missing:
-        return
-    why = "; ".join(missing)
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(why)
-    pytest.skip(why)
 
 
 def gone(pid: int) -> bool:
@@ -56,7 +46,7 @@ def test_a_leak_fills_redis_and_prometheus_scrapes_it() -> None:
     with (
         Redis(maxmemory="4mb") as redis,
         RedisExporter(redis.url) as exporter,
-        Prometheus([exporter.address], None, scrape_interval_s=1.0, labels={"lab": "leak"}) as prom,
+        Prometheus({"redis": ([exporter.address], {"lab": "leak"})}, scrape_interval_s=1.0) as prom,
     ):
         servers: list[Server] = [redis, exporter, prom]
         pids = [server.pid for server in servers]

@@ -8,11 +8,9 @@ One receiver serves the whole module, publishing on topics of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,10 +24,11 @@ import orjson
 import pytest
 
 from bench.kafka import worker_env
+from infra import kafka
 from infra.ingest.remote_write import body as remote_write_body
 from infra.ingest.translate import STALE_MARKER
 from infra.settings import Settings
-from producers.receiver import Limits, Receiver, serve
+from producers.receiver import Background, Limits, Receiver
 from tests.kafka.conftest import Namespace
 
 LIMITS = Limits(series=50_000, body_bytes=4 << 20)
@@ -55,29 +54,9 @@ class Running:
 def running(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     namespace = Namespace(kafka_bootstrap, tmp_path_factory.mktemp("ingest"))
     settings: Settings = namespace.settings
-    ready: list[tuple[Receiver, int]] = []
-    loop = asyncio.new_event_loop()
-    mapping, topology = settings.load_mapping(), settings.load_topology()
-    task = loop.create_task(
-        serve(
-            settings, mapping, topology, "127.0.0.1", 0, LIMITS, lambda r, p: ready.append((r, p))
-        )
-    )
-
-    def run() -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            loop.run_until_complete(task)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not ready:
-        assert time.monotonic() < deadline and thread.is_alive(), "the receiver did not start"
-        time.sleep(0.05)
-    receiver, port = ready[0]
-    yield Running(f"http://127.0.0.1:{port}", receiver, namespace)
-    loop.call_soon_threadsafe(task.cancel)
-    thread.join(timeout=30)
+    background = Background(settings, settings.load_mapping(), settings.load_topology(), LIMITS)
+    yield Running(background.url, background.receiver, namespace)
+    background.close()
 
 
 def post(url: str, body: bytes, content_type: str, **headers: str) -> tuple[int, bytes]:
@@ -302,3 +281,45 @@ def test_a_bad_mapping_stops_ingest_with_one_line(tmp_path: Path, running: Runni
     assert done.stderr.strip().splitlines() == [
         f"error: FORESHOCK_MAPPING: {bad}: map[0].from: missing, or not a string"
     ]
+
+
+def test_a_worker_reads_otlp_the_collector_writes_to_kafka(namespace: Namespace) -> None:
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+
+    settings = namespace.settings = namespace.settings.model_copy(
+        update={"otlp_topic": namespace.topic("otlp_metrics")}
+    )
+    now_ns = time.time_ns()
+
+    def request(used: float) -> bytes:
+        body = ExportMetricsServiceRequest()
+        rm = body.resource_metrics.add()
+        rm.resource.attributes.add(key="server.address").value.string_value = "node-09"
+        metrics = rm.scope_metrics.add().metrics
+        for name, value in (("redis.memory.used", used), ("redis.maxmemory", 1e6)):
+            point = metrics.add(name=name).gauge.data_points.add()
+            point.time_unix_nano, point.as_double = now_ns, value
+        return body.SerializeToString()
+
+    async def write(values: list[bytes]) -> None:
+        await kafka.ensure_topics(settings, {settings.otlp_topic: 1})
+        async with kafka.producer(settings) as producer:
+            for value in values:
+                await producer.send_and_wait(settings.otlp_topic, value)
+
+    worker = namespace.worker()
+    asyncio.run(write([request(4e5), b"not otlp at all"]))
+
+    def translated() -> list[dict[str, Any]]:
+        redis = [m for m in namespace.read("telemetry.redis") if m["entity"] == "redis/node-09"]
+        return redis
+
+    found = namespace.wait_for("the OTLP record as telemetry", translated, 120, [worker])
+    letters = namespace.wait_for(
+        "the dead letter", lambda: namespace.records("foreshock.deadletter"), 60, [worker]
+    )
+    worker.stop()
+    assert [m["metrics"] for m in found] == [{"memory_used_ratio": [0.4]}]
+    assert dict(letters[0].headers)["reason"] == b"not_protobuf"

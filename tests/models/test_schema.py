@@ -299,7 +299,7 @@ def test_length_mismatch(body):
 @pytest.mark.parametrize(
     ("family", "metric"),
     [
-        ("pods", "memory_used_ratio"),  # a redis metric on a pod
+        ("pods", "evictions"),  # a redis metric on a pod
         ("redis", "error_rate"),
         ("logins", "success_ratio"),  # a series the windows derive, not a wire metric
         ("pods", "Error_Rate"),

@@ -212,7 +212,7 @@ def test_user_facing_pattern_must_be_fully_owned():
 
 def test_user_facing_unknown_series_raises():
     with pytest.raises(ValueError, match="no series"):
-        Topology.from_dict(graph(a=node(entities=["a"], user_facing=["a:memory_used_ratio"])))
+        Topology.from_dict(graph(a=node(entities=["a"], user_facing=["a:evictions"])))
     with pytest.raises(ValueError, match="no series"):
         # logins expose derived series: the wire counter is not one of them
         Topology.from_dict(
