@@ -53,10 +53,11 @@ broker-clean:
 # The Debian packages behind the servers tests (tests/infra, infra/servers.py):
 # Redis, its Prometheus exporter and Prometheus. Installed (as root) only when
 # a binary is missing; none is run as a service, the tests start their own.
-SERVER_PACKAGES := redis-server prometheus prometheus-redis-exporter
+SERVER_PACKAGES := redis-server prometheus prometheus-redis-exporter prometheus-alertmanager
 servers:
 	@if ! command -v redis-server >/dev/null || ! command -v prometheus >/dev/null \
-	    || ! command -v prometheus-redis-exporter >/dev/null; then \
+	    || ! command -v prometheus-redis-exporter >/dev/null \
+	    || ! command -v prometheus-alertmanager >/dev/null; then \
 	  apt-get update && apt-get install -y --no-install-recommends $(SERVER_PACKAGES); \
 	fi
 

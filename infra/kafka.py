@@ -45,6 +45,8 @@ WINDOWS = "foreshock.windows"  # window reports, from detection to correlation
 ANOMALIES = "foreshock.anomalies"
 INCIDENTS = "foreshock.incidents"
 DEADLETTER = "foreshock.deadletter"
+SILENCES = "foreshock.silences"  # compacted, keyed by silence id; every worker reads it whole
+PAGED = "foreshock.paged"  # compacted: the last offset each alert sink took, per partition
 # The workers' tables; Faust names their changelog topics after the app id.
 DETECT_STATE = "detect-state"
 CORRELATE_STATE = "correlate-state"
@@ -137,15 +139,24 @@ async def producer(settings: Settings, **options: Any) -> AsyncIterator[AIOKafka
 # Topics and consumer groups.
 
 
-async def ensure_topics(settings: Settings, topics: Mapping[str, int]) -> None:
-    """Create the topics that do not exist yet, with the given partition counts.
+async def ensure_topics(
+    settings: Settings,
+    topics: Mapping[str, int],
+    configs: Mapping[str, dict[str, str]] | None = None,
+) -> None:
+    """Create the topics that do not exist yet, with the given partition
+    counts (and topic configs, by name, e.g. compaction).
 
     Left to the broker, a topic would be created on first use with its default
     partition count, which need not match the tables that shard with it.
     """
     async with admin(settings) as a:
         existing = set(await a.list_topics())
-        missing = [NewTopic(t, n, 1) for t, n in topics.items() if t not in existing]
+        missing = [
+            NewTopic(t, n, 1, topic_configs=(configs or {}).get(t, {}))
+            for t, n in topics.items()
+            if t not in existing
+        ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 await a.create_topics(missing)

@@ -1,12 +1,13 @@
-"""Real Redis, redis_exporter and Prometheus servers, as child processes on
-127.0.0.1, for the lab and its tests.
+"""Real Redis, redis_exporter, Prometheus and Alertmanager servers, as child
+processes on 127.0.0.1, for the lab and its tests.
 
 Each server is a context manager: entering picks a free port, writes its
 configuration into a temporary folder, starts the binary in its own process
 group and waits (bounded) until it answers; leaving stops it by PID (SIGTERM,
 then SIGKILL after a bound) and removes the folder. The binaries are Debian's
-(``redis-server``, ``prometheus-redis-exporter``, ``prometheus``); ``make
-servers`` installs them. Nothing here runs as a service or touches /etc.
+(``redis-server``, ``prometheus-redis-exporter``, ``prometheus``,
+``prometheus-alertmanager``); ``make servers`` installs them. Nothing here runs
+as a service or touches /etc.
 
 Standard library only, like broker/kafka.py, so that it works before the
 clients are installed and pulls no client into the infra layer.
@@ -71,6 +72,22 @@ def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, str]:
     """(status, body) of a GET; an HTTP error status is returned, not raised."""
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return int(response.status), response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode("utf-8", "replace")
+
+
+def http_post_json(url: str, payload: Any, timeout_s: float = 2.0) -> tuple[int, str]:
+    """(status, body) of a POST of ``payload`` as JSON; an HTTP error status is
+    returned, not raised."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return int(response.status), response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode("utf-8", "replace")
@@ -359,3 +376,85 @@ class Prometheus(Server):
             raise ServerError(f"query {expr!r}: HTTP {status}: {body[:500]}")
         result: list[dict[str, Any]] = answer["data"]["result"]
         return result
+
+
+class Alertmanager(Server):
+    """An Alertmanager whose one route sends everything to one receiver
+    ("foreshock-null"), which notifies ``webhook_url`` (Alertmanager's webhook
+    integration) when given, and nobody otherwise: alerts are kept, grouped
+    and listed by the API v2. Groups are flushed after 1 s; ``resolve_timeout``
+    is the default (5 m).
+
+    Binds only the web address: ``--cluster.listen-address=`` turns off the
+    gossip port (HA mode). Ready when ``/-/ready`` answers 200.
+    """
+
+    binary = "prometheus-alertmanager"
+    package = "prometheus-alertmanager"
+    receiver: ClassVar[str] = "foreshock-null"
+
+    def __init__(self, webhook_url: str | None = None) -> None:
+        super().__init__()
+        self.webhook_url = webhook_url  # where the receiver notifies, if anywhere
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def config(self) -> dict[str, Any]:
+        receiver: dict[str, Any] = {"name": self.receiver}
+        if self.webhook_url:
+            receiver["webhook_configs"] = [{"url": self.webhook_url, "send_resolved": True}]
+        return {
+            "route": {"receiver": self.receiver, "group_wait": "1s", "group_interval": "1s"},
+            "receivers": [receiver],
+        }
+
+    def prepare(self) -> None:
+        # JSON is YAML, as for Prometheus.
+        text = "# written by infra/servers.py\n" + json.dumps(self.config(), indent=2) + "\n"
+        (self.dir / "alertmanager.yml").write_text(text)
+        (self.dir / "data").mkdir()
+
+    def command(self) -> list[str]:
+        # 0.25 has no update check or telemetry; the UI is served from the web address.
+        return [
+            f"--config.file={self.dir / 'alertmanager.yml'}",
+            f"--storage.path={self.dir / 'data'}",
+            f"--web.listen-address={HOST}:{self.port}",
+            "--cluster.listen-address=",
+        ]
+
+    def ready(self) -> bool:
+        return http_get(f"{self.url}/-/ready")[0] == 200
+
+    def alerts(
+        self,
+        active: bool | None = True,
+        silenced: bool | None = None,
+        inhibited: bool | None = None,
+        filters: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """``GET /api/v2/alerts``: the alerts not yet resolved, as the API gives
+        them. ``None`` leaves a flag to the API's default (true); ``filters`` are
+        label matchers such as ``'incident_id="INC-1"'``. Resolved alerts (an
+        ``endsAt`` in the past) are never listed, whatever the flags."""
+        params: list[tuple[str, str]] = []
+        for name, flag in (("active", active), ("silenced", silenced), ("inhibited", inhibited)):
+            if flag is not None:
+                params.append((name, "true" if flag else "false"))
+        params.extend(("filter", matcher) for matcher in filters or [])
+        url = f"{self.url}/api/v2/alerts"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        status, body = http_get(url, timeout_s=5.0)
+        if status != 200:
+            raise ServerError(f"GET /api/v2/alerts: HTTP {status}: {body[:500]}")
+        result: list[dict[str, Any]] = json.loads(body)
+        return result
+
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> int:
+        """``POST /api/v2/alerts`` (``labels``, ``annotations``, ``startsAt``,
+        ``endsAt``, ``generatorURL``): the HTTP status, 200 when taken. An
+        ``endsAt`` before ``startsAt`` is a 400."""
+        return http_post_json(f"{self.url}/api/v2/alerts", alerts, timeout_s=5.0)[0]

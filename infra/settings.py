@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     # Where an OpenTelemetry Collector's kafka exporter writes metrics
     # (encoding otlp_proto), read by the workers; not prefixed. Empty: none.
     otlp_topic: str = "otlp_metrics"
+    # Alert routes and sinks (a TOML file, see streams/alerts/routing.py): where
+    # pages go. Runbooks per kind of root cause, linked under a base URL if set.
+    alerts: Path | None = None
+    runbooks: Path = DEFAULTS / "runbooks"
+    runbook_url: str | None = None
+    # Silences for the embedded engine's drills (a JSON list, as `foreshock
+    # silence list --json` prints); workers read the foreshock.silences topic.
+    silences: Path | None = None
     # Announced maintenance (a TOML calendar); workers re-read it while running.
     maintenance: Path | None = None
     # As logging names it; any case, as `worker --loglevel info` takes it.

@@ -63,6 +63,7 @@ REASONS: dict[str, str] = {
 # Refusals on Foreshock's own topics: only a foreign writer can cause them.
 INTERNAL_REASONS: dict[str, str] = {
     "not_a_window_report": "a record on foreshock.windows that is not a window report",
+    "not_incident": "a record on foreshock.incidents that is not an incident change",
 }
 
 

@@ -40,6 +40,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -62,6 +63,11 @@ from models.schema import Rejection, Telemetry, decode, encode
 from models.snapshot import IncompatibleSnapshot
 from models.topology import Topology
 from streams import metrics
+from streams.alerts import Deliverer, Page, Runbooks
+from streams.alerts.delivery import Pager, first_untaken
+from streams.alerts.routing import load as load_routes
+from streams.alerts.silences import Silences
+from streams.alerts.silences import follow as follow_silences
 from streams.deadletters import (
     DeadLetter,
     RejectionLog,
@@ -81,6 +87,7 @@ SNAPSHOT_REPORTS = 300  # the correlator every 300 reports, and after every inci
 IDLE_SOURCE_S = 60.0  # wall seconds without a report before a partition is not waited for
 QUIET_S = 5.0  # wall seconds without a message before a partition is snapshotted anyway
 MAINTENANCE_RELOAD_S = 15.0  # how often the maintenance calendar is re-read
+RESEND_EVERY_S = 10.0  # how often sinks may send again what they keep open
 
 
 class ModelInputs:
@@ -161,6 +168,7 @@ changes = kafka.raw_topic(app, settings, kafka.CHANGES)
 anomalies = kafka.raw_topic(app, settings, kafka.ANOMALIES)
 incidents = kafka.raw_topic(app, settings, kafka.INCIDENTS)
 deadletter = kafka.raw_topic(app, settings, kafka.DEADLETTER)
+paged = kafka.raw_topic(app, settings, kafka.PAGED, partitions=1)
 # Telemetry made here (of OTLP), sent to its family's topic.
 telemetry_out = {
     family: kafka.raw_topic(app, settings, topic) for family, topic in kafka.TELEMETRY.items()
@@ -289,9 +297,26 @@ class Consumer(aiokafka_transport.Consumer):
                 committed = self._committed_offset.get(tp)
                 floor = committed if committed is not None and committed > 0 else earliest[tp]
                 start[tp] = min(floor, earliest[tp] if offset is None else offset)
+            start |= await self._pages_untaken()
             await self.seek_wait(start)
         finally:
             self.resume_partitions(kept)
+
+    async def _pages_untaken(self) -> dict[Any, int]:
+        """Incident changes some alert sink has not taken, read again (the
+        page agent acknowledges a change as soon as it is queued)."""
+        if settings.alerts is None:
+            return {}
+        await load_paged()
+        start = {}
+        for tp in self.assignment():
+            if tp.topic not in incidents.topics:
+                continue
+            first = first_untaken(paged_offsets, kafka.partition_name(tp.topic, tp.partition))
+            committed = self._committed_offset.get(tp)
+            if first is not None and committed is not None and first < committed:
+                start[tp] = first
+        return start
 
 
 cast(Any, app.transport).Consumer = Consumer
@@ -479,6 +504,87 @@ async def take_otlp(stream: faust.StreamT) -> None:
 
 if otlp is not None:
     app.agent(otlp, name="take_otlp")(take_otlp)
+
+
+# Pages: each incident change to the sinks the routes name (FORESHOCK_ALERTS).
+silenced = Silences()  # every silence, from foreshock.silences
+delivering: list[Deliverer] = []  # the page agent's, while it runs
+
+
+async def page(stream: faust.StreamT) -> None:
+    """Deliver each incident change to its sinks, each sink in order and on
+    its own (one that is down holds back only its pages). A change is
+    acknowledged, and its offset committed, once every sink took it: a
+    worker stopped in between delivers it again, which PagerDuty folds by its
+    dedup_key. Detection never waits: this agent reads its own topic."""
+    routes = load_routes(cast(Path, settings.alerts))
+    runbooks = Runbooks(given.topology, settings.runbooks, settings.runbook_url)
+    await silences_read.wait()  # no page before the silences in force are known
+    await load_paged()
+
+    async def progress(sink: str, source: str, offset: int) -> None:
+        await (await paged.send(key=f"{sink}|{source}".encode(), value=str(offset).encode()))
+
+    async with (
+        Deliverer(routes, runbooks, metrics.registry, muted=silenced.muted) as deliverer,
+        Pager(deliverer, paged_offsets, progress) as pager,
+    ):
+        delivering.append(deliverer)
+        try:
+            async for event in stream.events():
+                message = event.message
+                try:
+                    change = Page.from_record(orjson.loads(message.value or b""))
+                except (orjson.JSONDecodeError, ValueError) as exc:
+                    await (await _dead_letter(message, Rejection("not_incident", str(exc))))
+                    continue
+                # Acknowledged once queued, never held while a sink is down (a
+                # rebalance waits for what is unacknowledged): what a sink has
+                # not taken is read again on restart, from its recorded progress.
+                await pager.submit(change, source_of(message), message.offset, _nothing)
+        finally:
+            delivering.remove(deliverer)
+
+
+async def _nothing() -> None:
+    return None
+
+
+paged_offsets: dict[tuple[str, str], int] = {}  # (sink, partition) -> last offset it took
+paged_loaded = asyncio.Lock()
+paged_read: list[bool] = []
+
+
+async def load_paged() -> None:
+    """Every sink's progress, read from foreshock.paged once per worker."""
+    async with paged_loaded:
+        if paged_read:
+            return
+        topic = settings.topic(kafka.PAGED)
+        await kafka.ensure_topics(settings, {topic: 1}, {topic: {"cleanup.policy": "compact"}})
+        async for record in kafka.follow(settings, topic, to_end=True):
+            sink, _, source = (record.key or b"").decode().partition("|")
+            paged_offsets[(sink, source)] = int(record.value or b"-1")
+        paged_read.append(True)
+
+
+silences_read = asyncio.Event()  # set once every silence on the topic was read
+
+
+async def keep_silences() -> None:
+    await follow_silences(settings, silenced, silences_read)
+
+
+async def resend_alerts() -> None:
+    """What sinks send again unasked: Alertmanager forgets an alert not sent for a while."""
+    for deliverer in delivering:
+        await deliverer.tick()
+
+
+if settings.alerts is not None:
+    app.agent(incidents, name="page")(page)
+    app.task(keep_silences)
+    app.timer(RESEND_EVERY_S)(resend_alerts)
 
 
 def _publish(p: Partition[CorrelateStage], changes: list[IncidentEvent]) -> None:

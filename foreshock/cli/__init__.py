@@ -16,7 +16,7 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from foreshock.cli import bench, ingest, kafka, lab, replay
+from foreshock.cli import bench, ingest, kafka, lab, replay, silence
 from foreshock.cli.common import OneLineErrors, fail
 from infra.settings import Settings
 
@@ -66,4 +66,5 @@ app.command()(kafka.worker)
 app.command()(kafka.incidents)
 app.command()(ingest.ingest)
 app.command()(lab.lab)
+app.add_typer(silence.app, name="silence")
 app.add_typer(bench.app, name="bench")

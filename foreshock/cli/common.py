@@ -21,6 +21,8 @@ from models.config import PipelineConfig
 from models.impact import Business
 from models.topology import Topology
 from producers.scenario import Library, Scenario, load_scenarios
+from streams.alerts import Routes
+from streams.alerts.routing import load as load_routes
 
 T = TypeVar("T")
 
@@ -154,3 +156,18 @@ def find_scenario(settings: Settings, name: str) -> Scenario:
         return usable(lambda: scenarios.find(name, settings.load_topology()))
     except KeyError:
         fail(f"no scenario {name!r}; try: {', '.join(sorted(scenarios))}, or a file name.toml")
+
+
+def alert_routes(settings: Settings) -> Routes:
+    """The routes of FORESHOCK_ALERTS, or one line on what to fix there."""
+    path = settings.alerts
+    if path is None:
+        fail("FORESHOCK_ALERTS is not set: give it a routes file")
+
+    def load() -> Routes:
+        try:
+            return load_routes(path)
+        except ValueError as exc:
+            raise ValueError(f"FORESHOCK_ALERTS: {exc}") from exc
+
+    return usable(load)

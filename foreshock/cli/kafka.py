@@ -22,6 +22,7 @@ from foreshock.cli.common import (
     ScenarioName,
     Seed,
     Speed,
+    alert_routes,
     console,
     fail,
     find_scenario,
@@ -134,6 +135,8 @@ def worker(
     web_port_free(checked)
     usable(checked.load_mapping)  # first: the metrics it adds, which the topology may name
     pipeline_inputs(checked)  # read again by the worker, but only once it has joined
+    if checked.alerts is not None:
+        alert_routes(checked)
     from streams.app import TOPICS, settings  # the app reads its settings on import
     from streams.app import app as faust_app
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from infra.servers import (
+    Alertmanager,
     MissingBinary,
     Prometheus,
     Redis,
@@ -90,6 +92,44 @@ def test_a_leak_fills_redis_and_prometheus_scrapes_it() -> None:
     for pid in pids:
         assert pid is not None and gone(pid), f"pid {pid} outlived its server"
     assert not any(path.exists() for path in dirs)
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_alertmanager_takes_an_alert_then_its_resolution() -> None:
+    require(Alertmanager)
+    labels = {
+        "alertname": "ForeshockIncident",
+        "incident_id": "INC-1",
+        "service": "redis-sessions",
+        "severity": "SEV-1",
+    }
+    annotations = {"summary": "redis-sessions fills up", "runbook": "https://runbooks/redis-oom"}
+    alert = {"labels": labels, "annotations": annotations, "startsAt": rfc3339(datetime.now(UTC))}
+    with Alertmanager() as am:
+        pid, folder = am.pid, am.dir
+        assert am.post_alerts([alert]) == 200
+
+        def listed_active() -> bool:
+            found = am.alerts(filters=['incident_id="INC-1"'])
+            return len(found) == 1 and found[0]["status"]["state"] == "active"
+
+        wait_for(listed_active, timeout_s=10, what="the alert listed as active")
+        (listed,) = am.alerts(filters=['incident_id="INC-1"'])
+        assert listed["labels"] == labels
+        assert listed["annotations"] == annotations
+        assert listed["receivers"] == [{"name": "foreshock-null"}]
+
+        # Resolved: an endsAt in the past, but not before startsAt (that is a 400).
+        resolved = {**alert, "endsAt": rfc3339(datetime.now(UTC))}
+        assert am.post_alerts([resolved]) == 200
+        # A resolved alert is not listed at all (no "resolved" state), whatever the flags.
+        wait_for(lambda: am.alerts() == [], timeout_s=10, what="the alert no longer active")
+
+    assert pid is not None and gone(pid), f"pid {pid} outlived its server"
+    assert not folder.exists()
 
 
 def test_a_missing_binary_is_named_with_how_to_install_it() -> None:

@@ -126,6 +126,7 @@ class Namespace:
     bootstrap: str
     workdir: Path
     settings: Settings = field(init=False)
+    started: list[WorkerProcess] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         # A killed worker's partitions move on after 10 s, not a minute.
@@ -144,7 +145,9 @@ class Namespace:
     def worker(self, label: str = "worker", env: dict[str, str] | None = None) -> WorkerProcess:
         """A worker with this test's settings (and ``env`` on top)."""
         environment = worker_env(self.settings) | (env or {})
-        return WorkerProcess(environment, self.workdir / f"{label}.log", self.workdir)
+        worker = WorkerProcess(environment, self.workdir / f"{label}.log", self.workdir)
+        self.started.append(worker)  # stopped with the test, whatever it does
+        return worker
 
     def command(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``foreshock ARGS`` as a user would run it, with this test's settings."""
@@ -232,5 +235,8 @@ async def read_all(settings: Settings, topic: str) -> list[ConsumerRecord[bytes,
 
 
 @pytest.fixture
-def namespace(kafka_bootstrap: str, tmp_path: Path) -> Namespace:
-    return Namespace(kafka_bootstrap, tmp_path)
+def namespace(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Namespace]:
+    ns = Namespace(kafka_bootstrap, tmp_path)
+    yield ns
+    for worker in ns.started:
+        worker.stop()
