@@ -50,9 +50,9 @@ broker-status:
 broker-clean:
 	$(PYTHON) broker/kafka.py stop --wipe
 
-# The Debian packages behind the servers tests (tests/infra, infra/servers.py):
-# Redis, its Prometheus exporter and Prometheus. Installed (as root) only when
-# a binary is missing; none is run as a service, the tests start their own.
+# The Debian packages behind the servers tests (infra/servers.py): Redis, its
+# Prometheus exporter, Prometheus and Alertmanager. Installed (as root) only
+# when a binary is missing; none is run as a service, the tests start their own.
 SERVER_PACKAGES := redis-server prometheus prometheus-redis-exporter prometheus-alertmanager
 servers:
 	@if ! command -v redis-server >/dev/null || ! command -v prometheus >/dev/null \

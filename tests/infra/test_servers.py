@@ -1,5 +1,6 @@
-"""Real Redis, redis_exporter and Prometheus (Debian's packages, ``make
-servers``) started by infra/servers.py, with the lab's load filling Redis.
+"""Real Redis, redis_exporter, Prometheus and Alertmanager (Debian's
+packages, ``make servers``) started by infra/servers.py, with the lab's load
+filling Redis.
 
 Outside CI a missing binary skips these tests with the reason; in CI
 (CI=true) it fails them.
