@@ -513,10 +513,12 @@ delivering: list[Deliverer] = []  # the page agent's, while it runs
 
 async def page(stream: faust.StreamT) -> None:
     """Deliver each incident change to its sinks, each sink in order and on
-    its own (one that is down holds back only its pages). A change is
-    acknowledged, and its offset committed, once every sink took it: a
-    worker stopped in between delivers it again, which PagerDuty folds by its
-    dedup_key. Detection never waits: this agent reads its own topic."""
+    its own (one that is down holds back only its pages). Each sink's
+    progress is recorded on foreshock.paged; a worker that starts reads again
+    from the first change some sink has not taken, and sends it only to those
+    sinks: a worker stopped between a sink's acceptance and the record sends
+    that one change again (PagerDuty folds it by its dedup_key). Detection
+    never waits: this agent reads its own topic, and acknowledges at once."""
     routes = load_routes(cast(Path, settings.alerts))
     runbooks = Runbooks(given.topology, settings.runbooks, settings.runbook_url)
     await silences_read.wait()  # no page before the silences in force are known
