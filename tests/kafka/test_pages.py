@@ -115,27 +115,33 @@ def test_a_worker_killed_after_a_sink_took_a_page_loses_none_and_doubles_one(
     print(f"\n{len(story)} changes; PagerDuty took {len(pd.taken)}, Slack {len(slack.taken)}")
 
 
+@pytest.mark.servers
 def test_a_silence_keeps_an_incidents_pages_from_every_sink(
     namespace: Namespace, replayed: Callable[..., Replay], tmp_path: Path
 ) -> None:
+    """The reference's incident is silenced; another, unrelated one pages
+    PagerDuty and Alertmanager, and its resolution ends its alert there."""
+    require(Alertmanager)
     story = records(replayed("reference-2022-10-04", 1, short=True))
     other = {**story[0], "id": "INC-OTHER", "dedup_key": "foreshock:INC-OTHER", "root_cause": "cdn"}
     silence = Silence.new(["service=redis-sessions"], 3600, "the fix is rolling out")
     asyncio.run(publish(namespace.settings, silence))
     standins = StandIns([202], KEY, "unused")
-    with Threaded(standins.app) as server:
-        env = {
-            "FORESHOCK_ALERTS": str(routes_file(tmp_path / "routes.toml", server.url)),
-            "TEST_PD_KEY": KEY,
-        }
+    with Threaded(standins.app) as server, Alertmanager() as am:
+        routes = routes_file(tmp_path / "routes.toml", server.url, am.url)
+        env = {"FORESHOCK_ALERTS": str(routes), "TEST_PD_KEY": KEY}
         write(namespace, [*story, other])
         worker = namespace.worker("worker", env)
         pd = standins.endpoints["pagerduty"]
         namespace.wait_for("the other incident paged", lambda: pd.taken, 180, [worker])
-        time.sleep(3)
+        open_alerts = namespace.wait_for("its alert", am.alerts, 60, [worker])
+        write(namespace, [{**other, "kind": "resolved", "status": "resolved"}])  # it recovered
+        namespace.wait_for("its alert to end", lambda: am.alerts() == [], 60, [worker])
         worker.stop()
         log = worker.log.read_text()
-    assert [b["dedup_key"] for b in pd.taken] == ["foreshock:INC-OTHER"]
+    assert [b["dedup_key"] for b in pd.taken] == ["foreshock:INC-OTHER"] * 2
+    assert [b["event_action"] for b in pd.taken] == ["trigger", "resolve"]
+    assert [a["labels"]["incident_id"] for a in open_alerts] == ["INC-OTHER"]
     assert f"silenced by {silence.id}" in log
 
 
@@ -173,6 +179,9 @@ def test_pages_wait_in_order_while_a_sink_is_down_and_detection_goes_on(
         began = time.monotonic()
         run_to_the_end(namespace, scenarios, [worker])  # with PagerDuty down all along
         detected_s = time.monotonic() - began
+        # Down for OUTAGE_S in all, if longer (e.g. OUTAGE_S=300: five minutes).
+        time.sleep(max(0.0, float(os.environ.get("OUTAGE_S", "0")) - detected_s))
+        down_s = time.monotonic() - began
         changes = [e for e in namespace.read("foreshock.incidents") if e.get("type") == "incident"]
         slack = standins.endpoints["slack"]
         namespace.wait_for(
@@ -200,7 +209,7 @@ def test_pages_wait_in_order_while_a_sink_is_down_and_detection_goes_on(
         b["text"] for b in map(Slack.message, map(Page.from_record, changes))
     ]
     print(
-        f"\nPagerDuty down while the worker decided and correlated the whole short world "
-        f"({detected_s:.0f} s; {refused} tries refused); {len(changes)} pages delivered, "
-        f"in order, {caught_up_s:.0f} s after it came back"
+        f"\nPagerDuty down {down_s:.0f} s; meanwhile the worker decided and correlated the "
+        f"whole short world in {detected_s:.0f} s ({refused} tries refused); {len(changes)} "
+        f"pages delivered, in order, {caught_up_s:.0f} s after it came back"
     )
