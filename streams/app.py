@@ -543,13 +543,9 @@ async def page(stream: faust.StreamT) -> None:
                 # Acknowledged once queued, never held while a sink is down (a
                 # rebalance waits for what is unacknowledged): what a sink has
                 # not taken is read again on restart, from its recorded progress.
-                await pager.submit(change, source_of(message), message.offset, _nothing)
+                await pager.submit(change, source_of(message), message.offset)
         finally:
             delivering.remove(deliverer)
-
-
-async def _nothing() -> None:
-    return None
 
 
 paged_offsets: dict[tuple[str, str], int] = {}  # (sink, partition) -> last offset it took

@@ -178,10 +178,8 @@ class Deliverer:
 
 class Pager:
     """A worker's delivery: each sink takes its pages in order from a queue
-    of its own, so that a sink that is down holds back only its own pages;
-    a page is done (``submit``'s ``done`` is awaited) once every sink it
-    goes to has taken or refused it. Queues are bounded: when one is full,
-    ``submit`` waits, and no more is read.
+    of its own, so that a sink that is down holds back only its own pages.
+    Queues are bounded: when one is full, ``submit`` waits, and no more is read.
 
     Each sink's progress (the last offset it took, per source partition) is
     ``record``-ed as it goes and given back at start (``delivered``): pages
@@ -201,7 +199,7 @@ class Pager:
         self.delivered = delivered  # (sink, source) -> last offset taken
         self.handed = dict(delivered)  # ... or queued for it
         self.record = record
-        self._queues: dict[str, asyncio.Queue[tuple[Page, str, int, _Ticket]]] = {
+        self._queues: dict[str, asyncio.Queue[tuple[Page, str, int]]] = {
             name: asyncio.Queue(queue_size) for name in deliverer.routes.sinks
         }
         self._tasks: list[asyncio.Task[None]] = []
@@ -217,38 +215,28 @@ class Pager:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def submit(
-        self, page: Page, source: str, offset: int, done: Callable[[], Awaitable[None]]
-    ) -> None:
+    async def submit(self, page: Page, source: str, offset: int) -> None:
         """Queue a page, read at ``offset`` of ``source``, for its sinks."""
         silence = self.deliverer.muted(page)
         if silence is not None:
             log.info("%s %s: silenced by %s, not paged", page.id, page.kind, silence)
-            await done()
             return
         sinks = [
             sink
             for sink in self.deliverer.routes.sinks_for(page)
             if self.handed.get((sink.name, source), -1) < offset
         ]
-        if not sinks:
-            await done()
-            return
-        ticket = _Ticket(len(sinks), done)
         prepared = self.deliverer.prepared(page)
         for sink in sinks:
             self.handed[(sink.name, source)] = offset
-            await self._queues[sink.name].put((prepared, source, offset, ticket))
+            await self._queues[sink.name].put((prepared, source, offset))
 
-    async def _drain(
-        self, sink: AlertSink, queue: asyncio.Queue[tuple[Page, str, int, _Ticket]]
-    ) -> None:
+    async def _drain(self, sink: AlertSink, queue: asyncio.Queue[tuple[Page, str, int]]) -> None:
         while True:
-            page, source, offset, ticket = await queue.get()
+            page, source, offset = await queue.get()
             await self.deliverer.until_taken(sink, page)
             self.delivered[(sink.name, source)] = offset
             await self.record(sink.name, source, offset)
-            await ticket.one_done()
 
 
 def first_untaken(delivered: dict[tuple[str, str], int], source: str) -> int | None:
@@ -260,16 +248,3 @@ def first_untaken(delivered: dict[tuple[str, str], int], source: str) -> int | N
     """
     taken = [offset for (_, src), offset in delivered.items() if src == source]
     return min(taken) + 1 if taken else None
-
-
-class _Ticket:
-    """Counts down the sinks a page still waits on."""
-
-    def __init__(self, sinks: int, done: Callable[[], Awaitable[None]]) -> None:
-        self.left = sinks
-        self.done = done
-
-    async def one_done(self) -> None:
-        self.left -= 1
-        if self.left == 0:
-            await self.done()
