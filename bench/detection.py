@@ -32,8 +32,39 @@ def first_page(incidents: Iterable[Incident], truth: Truth) -> Incident | None:
     return next((i for i in incidents if after_fault(i.opened_at, truth)), None)
 
 
-def first_at_sev(events: Iterable[Event], truth: Truth, sev: int) -> float | None:
-    """Event time at which an incident that counts first reached ``sev`` or worse."""
+def pages_of(incidents: Sequence[Incident], truths: Sequence[Truth]) -> list[Incident | None]:
+    """The incident that detected each fault, or None: with one fault, the
+    first page after it started; with several at once, each takes the first
+    page after it started naming one of its root causes, then any page left.
+    """
+    if len(truths) == 1:
+        return [first_page(incidents, truths[0])]
+    found: list[Incident | None] = [None] * len(truths)
+    taken: set[str] = set()
+    for right in (True, False):
+        for n, truth in enumerate(truths):
+            page = next(
+                (
+                    i
+                    for i in incidents
+                    if found[n] is None
+                    and i.id not in taken
+                    and after_fault(i.opened_at, truth)
+                    and (not right or i.root_cause in truth.root_causes)
+                ),
+                None,
+            )
+            if page is not None:
+                found[n] = page
+                taken.add(page.id)
+    return found
+
+
+def first_at_sev(
+    events: Iterable[Event], truth: Truth, sev: int, page: Incident | None = None
+) -> float | None:
+    """Event time at which an incident that counts (``page``, when given)
+    first reached ``sev`` or worse."""
     return next(
         (
             e.at
@@ -42,6 +73,7 @@ def first_at_sev(events: Iterable[Event], truth: Truth, sev: int) -> float | Non
             and e.kind in (Change.OPENED, Change.ESCALATED)
             and e.incident.sev <= sev
             and after_fault(e.incident.opened_at, truth)
+            and (page is None or e.incident.id == page.id)
         ),
         None,
     )
@@ -76,13 +108,18 @@ def follows(history: Sequence[int], path: Sequence[int]) -> bool:
 
 
 def mttd(
-    incidents: Sequence[Incident], events: Iterable[Event], truth: Truth
+    incidents: Sequence[Incident],
+    events: Iterable[Event],
+    truth: Truth,
+    page: Incident | None = None,
 ) -> dict[str, float | None]:
     """Time to detect from fault start and from impact start, and time from
-    impact start until an incident reached the SEV the truth expects."""
-    page = first_page(incidents, truth)
+    impact start until an incident reached the SEV the truth expects; of
+    ``page`` when given (one of several faults), else of the first page."""
+    one = page is None
+    page = first_page(incidents, truth) if one else page
     opened = page.opened_at if page is not None else None
-    at_sev = first_at_sev(events, truth, truth.sev) if truth.sev else None
+    at_sev = first_at_sev(events, truth, truth.sev, None if one else page) if truth.sev else None
     return {
         "from_fault_s": since(opened, truth.fault_start),
         "from_impact_s": since(opened, truth.impact_start),

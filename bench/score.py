@@ -7,6 +7,9 @@ What counts (detection itself is defined once, in :mod:`bench.detection`):
 - a fault expected to warn only (``expect = "warning"``) is detected by the
   first exhaustion or creep warning on its root cause after fault start; any
   incident is a false page;
+- a fault expected to be seen coming (``"warning_before"``) is detected by
+  an exhaustion or creep warning on its root cause from its precursor's
+  start (or the scenario's) until the fault starts, MTTD counted from then;
 - decoys and monitoring gaps must not page: every incident is a false page;
   a gap scenario is right when a telemetry gap is reported on the root cause
   or an affected component within ``GAP_TOLERANCE_S`` of the truth's start;
@@ -21,17 +24,36 @@ the truth's ``sev_path`` and pass through the others in order.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from bench.detection import after_fault, first_page, follows, sev_history, since
+from bench.detection import after_fault, follows, mttd, pages_of, sev_history, since
 from bench.replay import Replay
-from models.incident import IncidentEvent
+from models.incident import Incident, IncidentEvent
 from models.topology import Topology
-from producers.scenario import Scenario
+from producers.scenario import Scenario, Truth
 
 GAP_TOLERANCE_S = 120.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """One fault of a replay to judge: its truth, and the incident that paged it."""
+
+    result: Replay
+    topology: Topology
+    gaps: list[dict[str, Any]]
+    truth: Truth
+    page: Incident | None
+
+    def raised(self) -> list[tuple[float, str]]:
+        """Every exhaustion and creep warning: when, and on which component."""
+        node_of = self.topology.node_of
+        raised = [(w.at, w.entity) for w in self.result.warnings]
+        raised += [(c.at, c.entity) for c in self.result.creeps]
+        return sorted((at, node_of[entity]) for at, entity in raised)
 
 
 def evaluate(result: Replay, topology: Topology) -> dict[str, Any]:
@@ -79,20 +101,28 @@ def evaluate(result: Replay, topology: Topology) -> dict[str, Any]:
         "warnings": sorted([w.at for w in result.warnings] + [c.at for c in result.creeps]),
         "wall_s": round(result.stats.wall_s, 2),
     }
-    found = [_CHECKS[e](result, topology, gaps) for e in truth.expects if e in _CHECKS]
-    if found:
-        out.update(_all_of(found))
+    pages = pages_of(incidents, sc.truths)
+    faults = []
+    for fault, page in zip(sc.truths, pages, strict=True):
+        case = Case(result, topology, gaps, fault, page)
+        found = [_CHECKS[e](case) for e in fault.expects if e in _CHECKS]
+        faults.append(_all_of(found) if found else {})
+    if len(faults) == 1:
+        out.update(faults[0])
+    else:  # several faults at once: each must be right, each its own page
+        out.update(_all_of(faults))
+        out["faults"] = faults
+        out["false_pages"] = len(incidents) - len({p.id for p in pages if p is not None})
     return out
 
 
-def _page(result: Replay, topology: Topology, gaps: list[dict[str, Any]]) -> dict[str, Any]:
-    """A page expected: the first incident after fault start, its SEV path and root cause."""
-    truth = result.scenario.truth
+def _page(case: Case) -> dict[str, Any]:
+    """A page expected: the incident that detected it, its SEV path, root cause and region."""
+    result, truth, page = case.result, case.truth, case.page
     incidents = result.incidents
-    page = first_page(incidents, truth)
     if page is None:
         return {"detected": False, "sev_correct": False, "root_cause_correct": False}
-    mttd = result.mttd()
+    times = mttd(incidents, result.events, truth, page)
     history = sev_history(result.events, page)
     named = next(
         (
@@ -109,13 +139,16 @@ def _page(result: Replay, topology: Topology, gaps: list[dict[str, Any]]) -> dic
         "detected": True,
         "true_page": True,
         "false_pages": len(incidents) - 1,
-        "mttd_from_fault_s": mttd["from_fault_s"],
-        "mttd_from_impact_s": mttd["from_impact_s"],
+        "mttd_from_fault_s": times["from_fault_s"],
+        "mttd_from_impact_s": times["from_impact_s"],
         "sev": page.sev,
         "sev_history": history,
         "sev_correct": follows(history, truth.sev_path),
         "root_cause": page.root_cause,
-        "root_cause_correct": page.root_cause in truth.root_causes,
+        "region": page.root_region,
+        # Where the truth names the one region it failed in, that too.
+        "root_cause_correct": page.root_cause in truth.root_causes
+        and truth.region in (None, page.root_region),
         "root_cause_after_s": since(named, truth.fault_start),
         "impact_share": share,
         "impact_error": round(abs(share - truth.impact_share) / truth.impact_share, 4)
@@ -124,36 +157,46 @@ def _page(result: Replay, topology: Topology, gaps: list[dict[str, Any]]) -> dic
     }
 
 
-def _warning(result: Replay, topology: Topology, gaps: list[dict[str, Any]]) -> dict[str, Any]:
+def _warning(case: Case) -> dict[str, Any]:
     """A warning expected: the first exhaustion or creep warning after fault start."""
-    truth = result.scenario.truth
-    raised = [(w.at, w.entity) for w in result.warnings]
-    raised += [(c.at, c.entity) for c in result.creeps]
-    warned = sorted(
-        (at, topology.node_of[entity]) for at, entity in raised if after_fault(at, truth)
-    )
+    truth = case.truth
+    warned = [(at, component) for at, component in case.raised() if after_fault(at, truth)]
     if not warned:
         return {"detected": False, "root_cause_correct": False}
     at, component = warned[0]
     right = component in truth.root_causes
-    mttd = since(at, truth.fault_start)
+    after = since(at, truth.fault_start)
     return {
         "detected": True,
-        "mttd_from_fault_s": mttd,
+        "mttd_from_fault_s": after,
         "root_cause": component,
         "root_cause_correct": right,
-        "root_cause_after_s": mttd if right else None,
+        "root_cause_after_s": after if right else None,
     }
 
 
-def _gap(result: Replay, topology: Topology, gaps: list[dict[str, Any]]) -> dict[str, Any]:
+def _warning_before(case: Case) -> dict[str, Any]:
+    """A warning expected before the fault: on its root cause, ahead of it."""
+    truth = case.truth
+    first = truth.precursor_start or case.result.scenario.start
+    ahead = [
+        at
+        for at, component in case.raised()
+        if component in truth.root_causes and first <= at < (truth.fault_start or float("inf"))
+    ]
+    if not ahead:
+        return {"detected": False, "warned_ahead_s": None}
+    return {"detected": True, "warned_ahead_s": since(truth.fault_start, ahead[0])}
+
+
+def _gap(case: Case) -> dict[str, Any]:
     """A telemetry gap expected: on the root cause or an affected component,
     from about fault start."""
-    truth = result.scenario.truth
+    truth = case.truth
     fault = truth.fault_start
     right = [
         g
-        for g in gaps
+        for g in case.gaps
         if g["component"] in (*truth.root_causes, *truth.affected)
         and fault is not None
         and abs(g["start"] - fault) <= GAP_TOLERANCE_S
@@ -165,7 +208,12 @@ def _gap(result: Replay, topology: Topology, gaps: list[dict[str, Any]]) -> dict
     }
 
 
-_CHECKS = {"page": _page, "warning": _warning, "gap": _gap}  # "none": nothing to find
+_CHECKS = {
+    "page": _page,
+    "warning": _warning,
+    "warning_before": _warning_before,
+    "gap": _gap,
+}  # "none": nothing to find
 
 
 def _all_of(found: list[dict[str, Any]]) -> dict[str, Any]:
@@ -185,11 +233,13 @@ def _all_of(found: list[dict[str, Any]]) -> dict[str, Any]:
             out.setdefault(key, value)
     out["detected"] = all(f["detected"] for f in found)
     if "mttd_from_fault_s" in out:
-        times = [t for f in found if (t := f.get("mttd_from_fault_s")) is not None]
-        every = out["detected"] and len(times) == len(found)
+        timed = [f for f in found if "mttd_from_fault_s" in f]  # a warning ahead has none
+        times = [t for f in timed if (t := f["mttd_from_fault_s"]) is not None]
+        every = out["detected"] and len(times) == len(timed)
         out["mttd_from_fault_s"] = max(times) if every else None
-    if "root_cause_correct" in out:
-        out["root_cause_correct"] = all(f.get("root_cause_correct", True) for f in found)
+    for key in ("root_cause_correct", "sev_correct"):
+        if key in out:
+            out[key] = all(f.get(key, True) for f in found)
     return out
 
 
@@ -256,7 +306,7 @@ def summarize(runs: list[dict[str, Any]], scenarios: dict[str, Scenario]) -> dic
             }
         )
     pages = sum(r["pages"] for r in runs)
-    true_pages = sum(r["true_page"] for r in runs)
+    true_pages = pages - sum(r["false_pages"] for r in runs)  # several faults: several
     expected = [r for r in runs if "page" in r["expects"]]
     return {
         "scenarios": rows,

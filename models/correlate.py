@@ -35,7 +35,7 @@ from models.changes import ChangeEvent
 from models.config import PipelineConfig
 from models.evidence import Evidence, EvidenceKind, Suspect
 from models.impact import Business, ImpactMeter
-from models.incident import IncidentEvent, IncidentTracker, Status
+from models.incident import Incident, IncidentEvent, IncidentTracker, Status
 from models.maintenance import under_maintenance
 from models.report import Note, WindowReport
 from models.severity import UserImpact
@@ -55,7 +55,7 @@ from models.topology import Topology
 from models.window import SeriesKey
 
 # Components that can fail; journeys and observers only witness failures.
-CAUSES = frozenset({"service", "datastore", "edge"})
+CAUSES = frozenset({"service", "datastore", "edge", "network"})
 
 
 def _hhmmss(t: float) -> str:
@@ -86,13 +86,43 @@ def blast_radius(
     topology: Topology, root: str, affected: Iterable[str], starved: Iterable[str] = ()
 ) -> list[str]:
     """What ``root`` explains among the ``affected`` components: those that
-    depend on it (errors and latency travel to callers), and those of
+    depend on it through affected components (errors and latency travel to
+    callers that show them), and those of
     ``starved`` (showing only a change of traffic) that it depends on, whose
     traffic it cut or multiplied."""
     behind = topology.upstream[root] & frozenset(starved)
+    through = frozenset(affected)
     return sorted(
-        n for n in affected if n != root and (root in topology.upstream[n] or n in behind)
+        n for n in through if n != root and (n in behind or _explains(topology, root, n, through))
     )
+
+
+def _explains(topology: Topology, root: str, node: str, affected: frozenset[str]) -> bool:
+    """Whether a failure of ``root`` explains ``node``'s: ``node`` reaches it
+    through affected components (a failure travels to callers through callers
+    that show it), or depends on it further off and on nothing nearer that
+    is affected (a journey fails while the services between show nothing).
+
+    >>> world = Topology.from_dict({"nodes": {n: {"family": "pods", "entities": [n],
+    ...     "depends_on": d} for n, d in {"a": ["b", "x"], "b": ["c"], "c": [], "x": []}.items()}})
+    >>> [_explains(world, "c", "a", frozenset(seen)) for seen in ("abc", "ac", "acx")]
+    [True, True, False]
+    """
+    near = _reach(topology, node, affected)
+    return root in near or (root in topology.upstream[node] and not near & affected)
+
+
+def _reach(topology: Topology, node: str, through: frozenset[str]) -> set[str]:
+    """The components ``node`` depends on directly, or through components of ``through``."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        for dep in topology.nodes[stack.pop()].depends_on:
+            if dep not in found:
+                found.add(dep)
+                if dep in through:
+                    stack.append(dep)
+    return found
 
 
 def _change_before(
@@ -127,6 +157,9 @@ def rank_root_causes(
     wrong.
     """
     starved = {n for n in onsets if evidence.get(n) and not _failing(topology, n, evidence[n])}
+    # What only its callers see fails too: not a starved bystander.
+    seen = {n for n in starved if _failing_toward(topology, n, set(onsets) - starved, evidence)}
+    starved -= seen
     # Traffic alone names a cause only when nothing else is wrong.
     failing = (set(onsets) - starved) or set(onsets)
     first = min(onsets.values(), default=0.0)
@@ -141,6 +174,10 @@ def rank_root_causes(
         explains = blast_radius(topology, node, onsets, starved)
         shown = tuple(sorted(evidence.get(node, ()), key=str))
         reasons = _reasons(node, onset, first, explains, shown, starved, evidence)
+        if node in seen:
+            reasons.insert(
+                1, "its callers fail calling it while its own traffic fell: a failure only they see"
+            )
         if change is not None:
             ahead = onset - change.time
             before = f"{ahead:.0f} s" if ahead < 120 else f"{ahead / 60:.0f} min"
@@ -162,6 +199,37 @@ def rank_root_causes(
         suspects.append(suspect)
     suspects.sort(key=lambda s: (s.change is None, -len(s.explains), s.onset, s.node))
     return suspects
+
+
+def _failing_toward(
+    topology: Topology, node: str, failing: set[str], evidence: dict[str, list[Evidence]]
+) -> bool:
+    """Whether ``node``'s traffic fell while every caller of it, several,
+    fails with errors at its usual traffic, one of them with nothing else it
+    depends on failing: requests that never arrive (an expired certificate, a refused
+    connection) show at the callers only. One caller failing while another
+    is fine is that caller's own fault, and the traffic it no longer sends a
+    symptom; with one caller only, the two cannot be told apart, and the
+    caller, which shows the failure, is the suspect.
+
+    >>> world = Topology.from_dict({"nodes": {n: {"family": "pods", "entities": [n],
+    ...     "depends_on": d} for n, d in {"api": ["auth", "db"], "web": ["auth", "db"],
+    ...     "auth": [], "db": []}.items()}})
+    >>> seen = {"auth": [Evidence("auth", "request_rate", EvidenceKind.DROP)],
+    ...         "api": [Evidence("api", "error_rate")], "web": [Evidence("web", "error_rate")]}
+    >>> both, with_db = {"api", "web"}, {"api", "web", "db"}
+    >>> _failing_toward(world, "auth", both, seen), _failing_toward(world, "auth", with_db, seen)
+    (True, False)
+    """
+    if not any(ev.kind is EvidenceKind.DROP for ev in evidence.get(node, ())):
+        return False
+    callers = [n.id for n in topology.nodes.values() if node in n.depends_on]
+    # A caller whose own traffic fell calls less: that is no failure toward it.
+    kinds = [{ev.kind for ev in evidence.get(c, ())} for c in callers]
+    toward = [EvidenceKind.ANOMALY in k and EvidenceKind.DROP not in k for k in kinds]
+    if len(callers) < 2 or not all(toward):
+        return False
+    return any(not (set(topology.nodes[c].depends_on) - {node}) & failing for c in callers)
 
 
 def _reasons(
@@ -266,11 +334,10 @@ class CorrelateStage(Snapshotted):
     ) -> None:
         self.topology = topology
         self.config = config or PipelineConfig()
-        self.tracker = IncidentTracker(
-            ImpactMeter(business),
-            resolve_after_s=self.config.resolve_after_s,
-            reopen_within_s=self.config.reopen_within_s,
-        )
+        self.tracker = self._lane(business)
+        # Open incidents apart from the tracker's: each a fault its root cause
+        # does not explain, paging on users of its own (``_split``).
+        self.apart: list[IncidentTracker] = []
         self.progress: dict[str, float] = {}  # source -> start of its latest window
         self.pending: dict[float, dict[str, WindowReport]] = {}  # window -> source -> report
         self._pending_starts: list[float] = []  # the keys of ``pending``, as a heap
@@ -282,12 +349,27 @@ class CorrelateStage(Snapshotted):
         # the root cause is judged on the whole cascade, not on what is still red.
         self._touched: dict[str, dict[Evidence, float]] = {}
         self._hurting_windows = 0
+        self._lossy: dict[SeriesKey, int] = {}  # series -> windows in a row it lost users
         # The users lost in the latest window correlated, and early looks at
         # windows after it: window start -> (latest look, losses).
         self._losses: dict[SeriesKey, float] = {}
         self._early: dict[float, tuple[float, dict[SeriesKey, float]]] = {}
         self.gaps: dict[str, float] = {}  # entity -> start of its telemetry gap
         self.changes: set[ChangeEvent] = set()  # recent changes, for the ranking
+
+    def _lane(self, business: Business) -> IncidentTracker:
+        return IncidentTracker(
+            ImpactMeter(business),
+            resolve_after_s=self.config.resolve_after_s,
+            reopen_within_s=self.config.reopen_within_s,
+        )
+
+    @property
+    def open_incidents(self) -> list[Incident]:
+        """Every incident not resolved, the oldest first."""
+        lanes = (self.tracker, *self.apart)
+        found = [t.current for t in lanes if t.current and t.current.status is not Status.RESOLVED]
+        return sorted(found, key=lambda i: (i.opened_at, i.id))
 
     @property
     def blind(self) -> dict[str, float]:
@@ -296,8 +378,10 @@ class CorrelateStage(Snapshotted):
         return {node: min(gaps.values()) for node, gaps in self._silent().items()}
 
     def _silent(self) -> dict[str, dict[Evidence, float]]:
-        """The silences of each component gone silent, as evidence."""
+        """The silences of each component gone silent, as evidence: in a
+        region gone dark, each component's silent entities there."""
         by_node: dict[str, dict[Evidence, float]] = defaultdict(dict)
+        dark = self.dark
         for entity, since in self.gaps.items():
             by_node[self.topology.node_of[entity]][Evidence(entity, "", EvidenceKind.GAP)] = since
         return {
@@ -305,7 +389,45 @@ class CorrelateStage(Snapshotted):
             for node, gaps in by_node.items()
             if 2 * len(gaps) >= len(self.topology.nodes[node].entities)
             or Evidence(node, "", EvidenceKind.GAP) in gaps
+            or any(self.topology.region_of(ev.entity) in dark for ev in gaps)
         }
+
+    @property
+    def dark(self) -> dict[str, float]:
+        """Regions gone dark, and since when: most of a region's own entities
+        silent while users' traffic falls elsewhere or outage mentions rise
+        after. A region's telemetry stopping alone (its collector down) is a
+        gap, not an outage."""
+        dark = {}
+        for region, entities in self.topology.in_region.items():
+            silent = sorted(self.gaps[e] for e in entities if e in self.gaps)
+            if not silent or 2 * len(silent) < len(entities):
+                continue
+            since = silent[len(silent) // 2]  # when most of it had gone
+            if self._users_feel(region, since - self.config.failing_together_s):
+                dark[region] = since
+        return dark
+
+    def _users_feel(self, region: str, after: float) -> bool:
+        """Whether, since ``after``, users' traffic fell outside ``region``
+        (they cannot reach it, or are sent elsewhere and fail) or outage
+        mentions rose: what tells a region gone dark from a collector down."""
+        topology = self.topology
+        for node, evidence in self._active.items():
+            kind = topology.nodes[node].kind
+            for ev, onset in evidence.items():
+                if onset < after:
+                    continue
+                if kind == "observer" and not ev.kind.traffic:
+                    return True
+                facing = bool(topology.nodes[node].user_facing)
+                if (
+                    facing
+                    and ev.kind is EvidenceKind.DROP
+                    and topology.region_of(ev.entity) != region
+                ):
+                    return True
+        return False
 
     def to_state(self) -> dict[str, Any]:
         """Learned state as plain data, with the business it measures impact for.
@@ -318,6 +440,8 @@ class CorrelateStage(Snapshotted):
         return {
             "business": self.tracker.meter.business.to_state(),
             "tracker": self.tracker.to_state(),
+            "apart": [lane.to_state() for lane in self.apart],
+            "lossy": [[*key, n] for key, n in self._lossy.items()],
             "progress": {s: min(p, self.correlated_until) for s, p in self.progress.items()},
             "correlated_until": self.correlated_until,
             "stale_reports": self.stale_reports,
@@ -349,6 +473,18 @@ class CorrelateStage(Snapshotted):
             resolve_after_s=config.resolve_after_s,
             reopen_within_s=config.reopen_within_s,
         )
+        stage.apart = [
+            IncidentTracker.from_state(
+                as_dict(lane),
+                business,
+                resolve_after_s=config.resolve_after_s,
+                reopen_within_s=config.reopen_within_s,
+            )
+            for lane in as_list(state.get("apart", []))
+        ]
+        for item in as_list(state.get("lossy", [])):
+            entity, metric, n = as_list(item, 3)
+            stage._lossy[(as_str(entity), as_str(metric))] = as_count(n)
         stage.progress = dict_of(as_float, state["progress"])
         stage.correlated_until = as_float(state["correlated_until"])
         stage.stale_reports = as_count(state["stale_reports"])
@@ -472,7 +608,7 @@ class CorrelateStage(Snapshotted):
             return []
         at, early = self._early[following]
         quiet = under_maintenance(self.config.maintenance, following)
-        losses = _unquiet(self.topology, {**self._losses, **early}, quiet)
+        losses = self._outside_apart(_unquiet(self.topology, {**self._losses, **early}, quiet))
         return self.tracker.escalate(at, user_impact(self.topology, losses, inc.root_region))
 
     def _note(self, note: Note) -> None:
@@ -501,18 +637,22 @@ class CorrelateStage(Snapshotted):
             losses.update(report.losses)
         # Announced maintenance: its components neither hurt users nor cause.
         quiet = under_maintenance(self.config.maintenance, reports[0].start)
+        # Users of a region gone dark are failing, whatever its silence says.
+        for region in self.dark:
+            for key in self.topology.journey_of:
+                if key[0] in self.gaps and self.topology.region_of(key[0]) == region:
+                    losses[key] = 1.0
         losses = self._losses = _unquiet(self.topology, losses, quiet)
-        impact = user_impact(self.topology, losses)
+        self._lossy = {key: self._lossy.get(key, 0) + 1 for key in losses}
         self._forget_changes()
-        self._hurting_windows = self._hurting_windows + 1 if losses else 0
-        # Users are hurt when several user-facing series agree, or one persists.
-        severity = self.tracker.meter.business.severity
-        paging = (
-            len(losses) >= 2 or self._hurting_windows >= self.config.page_persist_windows
-        ) and impact.share >= severity.sev3_affected
+        # Users hurt outside the incidents apart: the tracker's to judge.
+        mine = self._outside_apart(losses)
+        self._hurting_windows = self._hurting_windows + 1 if mine else 0
+        paging = self._pages(mine, self._hurting_windows >= self.config.page_persist_windows)
         failing = self._failing_dependency(quiet)
         current = self.tracker.current
-        if current is None or current.status == "resolved":
+        idle = current is None or current.status is Status.RESOLVED
+        if idle:
             # Only a failure that began now opens one: not one that outlived
             # the incident it opened.
             if failing is not None:
@@ -520,8 +660,10 @@ class CorrelateStage(Snapshotted):
                 if not (began_after < failing[1] >= at - self.config.failing_together_s):
                     failing = None
             if not paging and failing is None:
-                return []
-            self._touched = {node: dict(ev) for node, ev in self._active.items()}
+                if not self.apart:
+                    return []
+            else:
+                self._touched = {node: dict(ev) for node, ev in self._active.items()}
         # A component gone silent while its callers fail may be what failed,
         # and stays a suspect when its telemetry comes back.
         silent = self._silent()
@@ -539,14 +681,160 @@ class CorrelateStage(Snapshotted):
         evidence = {node: list(ev) for node, ev in touched.items()}
         lead = self.config.change_lead_s
         suspects = rank_root_causes(self.topology, onsets, evidence, self.changes, lead)
+        unseen = {e: self.topology.node_of[e] for e in self.gaps}
+        events = self._step_apart(at, suspects, losses, unseen)
+        if not idle:
+            assert current is not None
+            events += self._split(at, current, suspects, losses, unseen)
+        # What only an incident apart explains is no suspect of the tracker's,
+        # and the root cause the tracker holds yields only to what explains it.
+        if not idle:
+            assert current is not None
+            suspects.sort(key=lambda s: not _explained(s, current))
+        suspects = [s for s in suspects if not self._apart_only(s)]
+        mine = self._outside_apart(losses)
+        if paging:  # still hurt, once what the incidents apart took is left out
+            paging = self._pages(mine, self._hurting_windows >= self.config.page_persist_windows)
+        if idle and not paging and failing is None:
+            return events
+        impact = user_impact(self.topology, mine)
         blast = list(suspects[0].explains) if suspects else []
         if suspects and suspects[0].region:
-            impact = user_impact(self.topology, losses, suspects[0].region)
-        unseen = {e: self.topology.node_of[e] for e in self.gaps}
+            impact = user_impact(self.topology, mine, suspects[0].region)
         dependency = None
         if failing is not None:
             dependency = f"critical dependency {failing[0]} failing, users not yet affected"
-        return self.tracker.step(at, paging, impact, suspects, blast, unseen, dependency)
+        events += self.tracker.step(at, paging, impact, suspects, blast, unseen, dependency)
+        return events + self._merge(at)
+
+    def _pages(self, losses: dict[SeriesKey, float], persisted: bool) -> bool:
+        """Whether ``losses`` hurt users enough to page: several user-facing
+        series agree, or one persists, and enough users fail."""
+        severity = self.tracker.meter.business.severity
+        share = user_impact(self.topology, losses).share
+        return (len(losses) >= 2 or persisted) and share >= severity.sev3_affected
+
+    def _forget_resolved(self) -> None:
+        open_ = [t for t in self.apart if t.current and t.current.status is not Status.RESOLVED]
+        self.apart = open_
+
+    def _apart_open(self) -> list[Incident]:
+        return [lane.current for lane in self.apart if lane.current is not None]
+
+    def _tracked(self) -> Incident | None:
+        """The tracker's incident, while open: where it and an incident apart
+        both explain a component or a suspect, the tracker's comes first."""
+        inc = self.tracker.current
+        return None if inc is None or inc.status is Status.RESOLVED else inc
+
+    def _held(self) -> set[str]:
+        """The components the tracker's open incident holds."""
+        inc = self._tracked()
+        return set() if inc is None else _members(inc)
+
+    def _apart_only(self, suspect: Suspect) -> bool:
+        """Whether ``suspect`` belongs to an incident apart, not the tracker's."""
+        inc = self._tracked()
+        if inc is not None and inc.root_cause is not None and _explained(suspect, inc):
+            return False
+        return any(_explained(suspect, i) for i in self._apart_open())
+
+    def _outside_apart(self, losses: dict[SeriesKey, float]) -> dict[SeriesKey, float]:
+        """``losses`` but those of components an incident apart holds."""
+        theirs = {n for inc in self._apart_open() for n in _members(inc)} - self._held()
+        node_of = self.topology.node_of
+        return {k: v for k, v in losses.items() if node_of[k[0]] not in theirs}
+
+    def _own(
+        self, members: set[str], losses: dict[SeriesKey, float]
+    ) -> tuple[dict[SeriesKey, float], bool]:
+        """The losses on ``members``' user-facing series, and whether one persisted."""
+        node_of = self.topology.node_of
+        own = {k: v for k, v in losses.items() if node_of[k[0]] in members}
+        persisted = any(self._lossy[k] >= self.config.page_persist_windows for k in own)
+        return own, persisted
+
+    def _step_apart(
+        self,
+        at: float,
+        suspects: list[Suspect],
+        losses: dict[SeriesKey, float],
+        unseen: dict[str, str],
+    ) -> list[IncidentEvent]:
+        """Advance each incident apart on its own suspects and users; forget
+        those resolved."""
+        events = []
+        held = self._held()
+        for lane in self.apart:
+            inc = lane.current
+            assert inc is not None
+            theirs = [s for s in suspects if _explained(s, inc) and self._apart_only(s)]
+            # What it explains now, while users hurt, and no other incident holds.
+            now = self._active.keys() - held if inc.status is Status.OPEN else set()
+            blast = [n for n in theirs[0].explains if n in now] if theirs else []
+            members = (_members(inc) | {s.node for s in theirs[:1]} | set(blast)) - held
+            own, persisted = self._own(members, losses)
+            region = theirs[0].region if theirs else inc.root_region
+            impact = user_impact(self.topology, own, region)
+            paging = self._pages(own, persisted)
+            events += lane.step(at, paging, impact, theirs, blast, unseen)
+        self._forget_resolved()
+        return events
+
+    def _split(
+        self,
+        at: float,
+        current: Incident,
+        suspects: list[Suspect],
+        losses: dict[SeriesKey, float],
+        unseen: dict[str, str],
+    ) -> list[IncidentEvent]:
+        """Open an incident apart for each failing component that no open
+        incident explains, nor it them, whose own users page: two unrelated
+        faults at once are two incidents, each with its SEV and root cause."""
+        if current.root_cause is None:
+            return []  # the tracker's incident may still explain anything
+        taken = {n for inc in [current, *self._apart_open()] for n in _members(inc)}
+        events = []
+        for suspect in suspects:
+            opened = [current, *self._apart_open()]
+            if suspect.node in taken or any(_explained(suspect, i) for i in opened):
+                continue
+            members = {suspect.node, *suspect.explains} - taken
+            own, persisted = self._own(members, losses)
+            if not self._pages(own, persisted):
+                continue
+            lane = self._lane(self.tracker.meter.business)
+            impact = user_impact(self.topology, own, suspect.region)
+            theirs = [suspect, *(s for s in suspects if s.node in suspect.explains)]
+            blast = sorted(members - {suspect.node})
+            events += lane.step(at, True, impact, theirs, blast, unseen)
+            self.apart.append(lane)
+            taken |= members
+        return events
+
+    def _merge(self, at: float) -> list[IncidentEvent]:
+        """End the newer of two open incidents whose root causes evidence
+        connects (one explains the other): the older goes on."""
+        events = []
+        lanes = [self.tracker, *self.apart]
+        for newer in sorted(lanes, key=lambda t: t.current.opened_at if t.current else 0.0)[::-1]:
+            inc = newer.current
+            if inc is None or inc.status is Status.RESOLVED:
+                continue
+            older = [
+                t.current
+                for t in lanes
+                if t is not newer
+                and t.current is not None
+                and t.current.status is not Status.RESOLVED
+                and (t.current.opened_at, t.current.id) < (inc.opened_at, inc.id)
+                and _connected(t.current, inc)
+            ]
+            if older:
+                events.append(newer.merge(at, older[0]))
+        self._forget_resolved()
+        return events
 
     def _failing_dependency(self, quiet: Iterable[str] = ()) -> tuple[str, float] | None:
         """A component that user journeys depend on, showing itself failing
@@ -585,6 +873,28 @@ class CorrelateStage(Snapshotted):
     def _forget_changes(self) -> None:
         horizon = self._change_horizon()
         self.changes = {c for c in self.changes if c.time >= horizon}
+
+
+def _members(inc: Incident) -> set[str]:
+    """The components an incident holds: its root cause and blast radius."""
+    return {*([inc.root_cause] if inc.root_cause else []), *inc.blast_radius}
+
+
+def _explained(suspect: Suspect, inc: Incident) -> bool:
+    """Whether ``suspect`` belongs to ``inc``: it is its root cause or in its
+    blast radius, or it explains its root cause (a deeper cause found later)."""
+    return (
+        inc.root_cause is None
+        or suspect.node in _members(inc)
+        or (inc.root_cause in suspect.explains)
+    )
+
+
+def _connected(a: Incident, b: Incident) -> bool:
+    """Whether one incident's root cause explains the other's (or they share it)."""
+    if a.root_cause is None or b.root_cause is None:
+        return False
+    return a.root_cause in _members(b) or b.root_cause in _members(a)
 
 
 def _unquiet(

@@ -42,6 +42,7 @@ class Change(StrEnum):
     RELAPSED = "relapsed"
     RESOLVED = "resolved"
     REOPENED = "reopened"
+    MERGED = "merged"  # evidence connected it to an older incident, which goes on
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,7 @@ class Incident:
     recovering_since: float | None = None
     resolved_at: float | None = None
     timeline: tuple[TimelineEntry, ...] = ()
+    merged_into: str | None = None  # the incident that took it over, when merged
 
     @property
     def dedup_key(self) -> str:
@@ -107,6 +109,7 @@ class Incident:
             "impact": self.impact.to_dict(),
             "resolved_at": self.resolved_at,
             "mttr_s": self.mttr_s,
+            "merged_into": self.merged_into,
             "timeline": [{"at": t.at, "kind": t.kind.value, "text": t.text} for t in self.timeline],
         }
 
@@ -172,6 +175,7 @@ class IncidentTracker:
                 return []
             if (
                 inc is not None
+                and inc.merged_into is None
                 and inc.resolved_at is not None
                 and at - inc.resolved_at <= self.reopen_within_s
             ):
@@ -229,6 +233,12 @@ class IncidentTracker:
             return []
         self._update(sev=sev, sev_reasons=tuple(reasons))
         return [self._event(Change.ESCALATED, at, f"SEV-{sev}: " + "; ".join(reasons))]
+
+    def merge(self, at: float, into: Incident) -> IncidentEvent:
+        """End the latest incident: evidence showed it is part of ``into``."""
+        self._update(status=Status.RESOLVED, resolved_at=at, merged_into=into.id)
+        text = f"merged into {into.id}, whose root cause explains it"
+        return self._event(Change.MERGED, at, text)
 
     def _see_gaps(self, at: float, silent: Mapping[str, str]) -> list[IncidentEvent]:
         """Keep the entities in a telemetry gap within the root cause and its blast radius."""
@@ -319,6 +329,7 @@ def _incident_state(inc: Incident) -> dict[str, Any]:
         "status": inc.status.value,
         "recovering_since": inc.recovering_since,
         "resolved_at": inc.resolved_at,
+        "merged_into": inc.merged_into,
         "timeline": [[t.at, t.kind.value, t.text] for t in inc.timeline],
     }
 
@@ -338,6 +349,7 @@ def _incident_from_state(d: dict[str, Any]) -> Incident:
         status=Status(d["status"]),
         recovering_since=as_opt_number(d["recovering_since"]),
         resolved_at=as_opt_number(d["resolved_at"]),
+        merged_into=None if d.get("merged_into") is None else as_str(d["merged_into"]),
         timeline=tuple(
             TimelineEntry(as_float(at), Change(kind), as_str(text))
             for at, kind, text in (as_list(t, 3) for t in as_list(d["timeline"]))

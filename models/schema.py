@@ -117,6 +117,10 @@ WIRE_METRICS: dict[str, dict[str, MetricSpec]] = {
         # Only a store with a connection pool sends it (postgres, mongodb):
         # a message may carry any of its family's columns, not all of them.
         MetricSpec("pool_used_ratio", "ratio", Bad.HIGH, 0.02, ratio=True, limit=1.0),
+        # Only what runs on machines of its own sends these: share of its CPU
+        # busy, and of its disk full (forecast to exhaustion).
+        MetricSpec("cpu_used_ratio", "ratio", Bad.HIGH, 0.05, ratio=True),
+        MetricSpec("disk_used_ratio", "ratio", Bad.HIGH, 0.01, ratio=True, limit=1.0),
     ),
     "logins": _specs(
         MetricSpec("attempts", "1/s", Bad.EITHER, 5.0, counter=True),

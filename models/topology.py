@@ -164,6 +164,16 @@ class Topology:
         behind = set().union(*(self.upstream[n] for n in facing))
         return frozenset(behind - facing)
 
+    @cached_property
+    def in_region(self) -> dict[str, tuple[str, ...]]:
+        """Region -> the entities of it that serve its users (not observers)."""
+        found: dict[str, list[str]] = {r: [] for r in self.regions}
+        for entity, node in self.node_of.items():
+            region = self.region_of(entity)
+            if region is not None and self.nodes[node].kind != "observer":
+                found[region].append(entity)
+        return {r: tuple(entities) for r, entities in found.items()}
+
     def region_of(self, entity: str) -> str | None:
         for part in entity.split("/"):
             if part in self.regions:

@@ -12,6 +12,7 @@ A scenario file (TOML) looks like::
     impact_start = "+45s"             # or an offset from fault_start
     root_cause = "redis-sessions"     # or a list: any of them is right
     sev = 1                           # or sev_path = [3, 1]: opened at 3, then 1
+    region = "eu-west"                # optional: the one region it fails in
 
     [[effects]]
     target = "redis/node-*"           # entity glob
@@ -30,9 +31,12 @@ maintenance, given to the pipeline), ``[[changes]]`` (deploys, config
 pushes, feature flags, scaling: change events the source sends at their
 time, ``at``, ``component``, ``kind`` and optionally ``description`` and
 ``who``), ``[[gaps]]`` (entities whose telemetry
-stops) and ``[delivery]`` (late and out-of-order messages). The truth says
+stops) and ``[delivery]`` (late and out-of-order messages). Several faults
+at once each have their own ``[[truth]]`` table instead of the one
+``[truth]`` (offsets in each count from its own ``fault_start``). The truth says
 what kind of scenario it is (``fault``, ``decoy`` or ``gap``) and what
-Foreshock is expected to do (``page``, ``warning``, ``none`` or ``gap``, or a
+Foreshock is expected to do (``page``, ``warning``, ``warning_before`` (a
+warning on the root cause before the fault starts), ``none`` or ``gap``, or a
 list of them that must all happen, such as ``["page", "gap"]``).
 
 The format is strict, so that a typo cannot quietly change a scenario: an
@@ -81,16 +85,20 @@ PARAMS: dict[str, tuple[str, ...]] = {
         "restarts",
         "ready_ratio",
         "pool_used_ratio",
+        "cpu_used_ratio",
+        "disk_used_ratio",
     ),
     "logins": ("attempt_rate", "success_ratio", "timeout_share"),
     "social": ("mention_rate", "outage_share"),
 }
 # Parameters an entity has only when its topology baseline declares them (a
 # connection pool: postgres and mongodb have one, a stateless service none).
-DECLARED: dict[str, tuple[str, ...]] = {"pods": ("pool_used_ratio",)}
+DECLARED: dict[str, tuple[str, ...]] = {
+    "pods": ("pool_used_ratio", "cpu_used_ratio", "disk_used_ratio")
+}
 MODES = ("set", "scale", "add")
 KINDS = ("fault", "decoy", "gap")
-EXPECTS = ("page", "warning", "none", "gap")
+EXPECTS = ("page", "warning", "warning_before", "none", "gap")
 SEVS = range(1, 5)  # SEV-1 is the worst
 _EXPECT_OF_KIND = {"fault": "page", "decoy": "none", "gap": "gap"}
 
@@ -349,6 +357,7 @@ class Truth:
     expect: str = "page"  # page | warning | none | gap
     # Expected share of users failing their worst-hit journey, at the worst.
     impact_share: float | None = None
+    region: str | None = None  # the one region the root cause fails in, if one
     root_causes: tuple[str, ...] = field(default=(), metadata=_DERIVED)  # any one is right
     expects: tuple[str, ...] = field(default=(), metadata=_DERIVED)  # every one must happen
 
@@ -378,6 +387,7 @@ class Truth:
             "sev_path": list(self.sev_path),
             "affected": list(self.affected),
             "recovery": self.recovery,
+            "region": self.region,
         }
 
 
@@ -440,7 +450,7 @@ class Scenario:
     description: str
     start: float
     end: float
-    truth: Truth
+    truth: Truth  # the first fault's; ``truths`` holds every one
     effects: tuple[Effect, ...] = ()
     resolution_s: float = 1.0
     batch_s: float = 5.0
@@ -449,6 +459,11 @@ class Scenario:
     gaps: tuple[Silence, ...] = ()
     delivery: Delivery = field(default_factory=Delivery)
     changes: tuple[ChangeEvent, ...] = ()
+    truths: tuple[Truth, ...] = field(default=(), metadata={"key": False})
+
+    def __post_init__(self) -> None:
+        if not self.truths:
+            object.__setattr__(self, "truths", (self.truth,))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], topology: Topology | None = None) -> Scenario:
@@ -457,15 +472,23 @@ class Scenario:
         _check_keys(d, cls)
         start = parse_time(str(d["start"]), _EPOCH)
         since = datetime.fromtimestamp(start, UTC)
-        t = _table(d, "truth", Truth)
+        # One [truth], or a [[truth]] table for each of several faults.
+        if isinstance(d.get("truth"), list):
+            tables = [t for _, t in _tables(d, "truth", Truth)]
+            if not tables:
+                raise ValueError("[[truth]] holds no table: give one per fault")
+        else:
+            tables = [_table(d, "truth", Truth)]
+        t = tables[0]
         fault = parse_time(str(t["fault_start"]), since) if "fault_start" in t else None
         end = parse_time(str(d["end"]), since, fault)
         if end <= start:
             raise ValueError(f"end {d['end']!r} is {_utc(end)}, not after start {_utc(start)}")
 
-        def when(text: Any, what: str) -> float:
-            """A time of the file, inside the scenario's span."""
-            at = parse_time(str(text), since, fault)
+        def when(text: Any, what: str, anchor: float | None = fault) -> float:
+            """A time of the file, inside the scenario's span (an offset
+            counts from ``anchor``: the first fault's start unless told)."""
+            at = parse_time(str(text), since, anchor)
             if not start <= at <= end:
                 raise ValueError(
                     f"{what} {str(text)!r} is {_utc(at)}, outside the scenario"
@@ -473,26 +496,7 @@ class Scenario:
                 )
             return at
 
-        def truth_time(key: str) -> float | None:
-            return when(t[key], f"truth.{key}") if key in t else None
-
-        kind = t.get("kind", "fault" if "root_cause" in t else "decoy")
-        if kind not in KINDS:
-            raise ValueError(f"truth.kind must be one of {KINDS}")
-        truth = Truth(
-            kind=kind,
-            expects=_expects(t, kind),
-            impact_share=float(t["impact_share"]) if "impact_share" in t else None,
-            fault_start=truth_time("fault_start"),
-            impact_start=truth_time("impact_start"),
-            precursor_start=truth_time("precursor_start"),
-            root_causes=_one_or_more(t, "root_cause", str, "a component")
-            if "root_cause" in t
-            else (),
-            sev_path=_sev_path(t),
-            affected=tuple(t.get("affected", ())),
-            recovery=truth_time("recovery"),
-        )
+        truths = tuple(_truth(t, since, when) for t in tables)
         effects = []
         for what, e in _tables(d, "effects", Effect):
             if not any(e["param"] in ps for ps in PARAMS.values()):
@@ -540,7 +544,8 @@ class Scenario:
             description=d.get("description", ""),
             start=start,
             end=end,
-            truth=truth,
+            truth=truths[0],
+            truths=truths,
             effects=tuple(effects),
             resolution_s=resolution,
             batch_s=_number(d.get("batch_s", 5.0), "batch_s", resolution),
@@ -565,8 +570,8 @@ class Scenario:
         of it, an effect whose entities lack its parameter, or a change to
         what is no component or entity of it."""
         for key, named in (
-            ("root_cause", self.truth.root_causes),
-            ("affected", self.truth.affected),
+            ("root_cause", [c for t in self.truths for c in t.root_causes]),
+            ("affected", [c for t in self.truths for c in t.affected]),
         ):
             for component in named:
                 if component not in topology.nodes:
@@ -574,6 +579,12 @@ class Scenario:
                     raise ValueError(
                         f"truth.{key} {component!r} is not a component of the topology{hint}"
                     )
+        for truth in self.truths:
+            if truth.region is not None and truth.region not in topology.regions:
+                hint = _did_you_mean(truth.region, topology.regions)
+                raise ValueError(
+                    f"truth.region {truth.region!r} is no region of the topology{hint}"
+                )
         for n, effect in enumerate(self.effects, 1):
             what = f"[[effects]] #{n}"
             hit = _hit(effect.target, topology, what)
@@ -606,6 +617,34 @@ class Scenario:
                     f"[[changes]] #{n}: {change.component!r} is no component or entity"
                     f" of the topology{hint}"
                 )
+
+
+def _truth(t: dict[str, Any], since: datetime, when: Callable[..., float]) -> Truth:
+    """One fault's ``[truth]``; its offsets count from its own fault start."""
+    fault = parse_time(str(t["fault_start"]), since) if "fault_start" in t else None
+
+    def truth_time(key: str) -> float | None:
+        return when(t[key], f"truth.{key}", fault) if key in t else None
+
+    kind = t.get("kind", "fault" if "root_cause" in t else "decoy")
+    if kind not in KINDS:
+        raise ValueError(f"truth.kind must be one of {KINDS}")
+    region = t.get("region")
+    if region is not None and type(region) is not str:
+        raise ValueError(f"truth.region must be a region's name, not {region!r}")
+    return Truth(
+        kind=kind,
+        expects=_expects(t, kind),
+        impact_share=float(t["impact_share"]) if "impact_share" in t else None,
+        fault_start=truth_time("fault_start"),
+        impact_start=truth_time("impact_start"),
+        precursor_start=truth_time("precursor_start"),
+        root_causes=_one_or_more(t, "root_cause", str, "a component") if "root_cause" in t else (),
+        sev_path=_sev_path(t),
+        affected=tuple(t.get("affected", ())),
+        recovery=truth_time("recovery"),
+        region=region,
+    )
 
 
 def _hit(target: str, topology: Topology, what: str) -> list[str]:

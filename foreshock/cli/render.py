@@ -48,6 +48,7 @@ _CHANGE_STYLE = {
     Change.OPENED: "bold red",
     Change.ESCALATED: "red",
     Change.RESOLVED: "bold green",
+    Change.MERGED: "green",
     Change.RECOVERING: "green",
 }
 

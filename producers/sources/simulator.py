@@ -73,6 +73,10 @@ _DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 
+# Series only some entities send, and the noise on each.
+_DECLARED_NOISE = {"pool_used_ratio": 0.003, "cpu_used_ratio": 0.02, "disk_used_ratio": 0.001}
+
+
 def _stable(*parts: object) -> int:
     return zlib.crc32("/".join(map(str, parts)).encode())
 
@@ -191,7 +195,7 @@ class Simulator(Source):
                 out[name] = level * day
             elif name == "memory_used_ratio":
                 out[name] = level + 0.1 * (day - 1)  # sessions follow the daily cycle
-            elif name in ("p99_latency_ms", "latency_ms", "pool_used_ratio"):
+            elif name in ("p99_latency_ms", "latency_ms", "pool_used_ratio", "cpu_used_ratio"):
                 out[name] = level * (0.85 + 0.15 * day)
             else:
                 out[name] = np.full_like(t, level)
@@ -238,9 +242,11 @@ class Simulator(Source):
                 "restarts": rng.poisson(np.maximum(p["restarts"], 0)).astype(float),
                 "ready_ratio": np.clip(p["ready_ratio"], 0, 1),
             }
-            if "pool_used_ratio" in p:  # a store with a connection pool
-                noise = entity.declared_rng.normal(0, 0.003, n)
-                drawn["pool_used_ratio"] = np.clip(p["pool_used_ratio"] + noise, 0, 1)
+            # What only some entities have: a connection pool, machines of their own.
+            for name, sd in _DECLARED_NOISE.items():
+                if name in p:
+                    noise = entity.declared_rng.normal(0, sd, n)
+                    drawn[name] = np.clip(p[name] + noise, 0, 1)
             return drawn
         # logins
         attempts = rng.poisson(np.maximum(p["attempt_rate"], 0))

@@ -76,7 +76,7 @@ class Page:
 
     @property
     def resolved(self) -> bool:
-        return self.kind is Change.RESOLVED
+        return self.kind in (Change.RESOLVED, Change.MERGED)
 
     @property
     def summary(self) -> str:

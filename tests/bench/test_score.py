@@ -116,3 +116,31 @@ def test_a_single_expectation_scores_as_it_always_did(topology):
     assert missed["gap_reported"] is False
     decoy = evaluate(run(Truth(kind="decoy", expects=("none",)), *escalating(2)), topology)
     assert decoy["detected"] is None and decoy["false_pages"] == 1
+
+
+def test_several_faults_are_each_scored_against_their_own_page(topology):
+    database = Truth(fault_start=FAULT, root_cause="postgres", sev=1)
+    edge = Truth(fault_start=FAULT + 240, root_cause="cdn", sev=2, region="us-west")
+    sc = Scenario("t", "", FAULT - 600, FAULT + 3600, database, truths=(database, edge))
+    db = escalating(1)
+    cdn = Incident("INC-2", FAULT + 270, FAULT + 240, 2, (), "cdn", (), (), NONE)
+    scored = evaluate(
+        Replay(sc, 1, RunStats(), [*db, IncidentEvent(Change.OPENED, 0, "", cdn)]), topology
+    )
+    # The CDN's page names no region: the root cause is not right there.
+    assert scored["detected"] and scored["sev_correct"] and not scored["root_cause_correct"]
+    assert [f["root_cause_correct"] for f in scored["faults"]] == [True, False]
+    assert scored["false_pages"] == 0 and scored["pages"] == 2
+    # One page for both: the second fault is missed, and nothing is false.
+    alone = evaluate(Replay(sc, 1, RunStats(), db), topology)
+    assert not alone["detected"] and [f["detected"] for f in alone["faults"]] == [True, False]
+
+
+def test_two_outages_at_once_replay_as_two_incidents_each_right(replayed, topology):
+    """The embedded engine on the library's two unrelated outages."""
+    result = replayed("two-outages-at-once", 1, short=True)
+    scored = evaluate(result, topology)
+    assert scored["pages"] == 2, [(i.id, i.root_cause) for i in result.incidents]
+    assert scored["detected"] and scored["sev_correct"] and scored["root_cause_correct"]
+    assert scored["false_pages"] == 0
+    assert [f["region"] for f in scored["faults"]] == [None, "us-west"]

@@ -45,28 +45,34 @@ def detecting(worker: WorkerProcess) -> set[str]:
     return set(re.findall(r"detecting on (\S+):", worker.text()))
 
 
-def simulate(scenarios, topology, business, seed: int = 1) -> Iterator[Telemetry]:
-    """The reference outage's short world."""
-    since, until = short_span(scenarios[SCENARIO])
-    sim = Simulator(scenarios[SCENARIO], topology, business, seed, since=since, until=until)
+def simulate(
+    scenarios, topology, business, seed: int = 1, name: str = SCENARIO
+) -> Iterator[Telemetry]:
+    """A scenario's short world: the reference outage's unless named."""
+    since, until = short_span(scenarios[name])
+    sim = Simulator(scenarios[name], topology, business, seed, since=since, until=until)
     return sim.messages()
 
 
-def all_decided(ns: Namespace, scenarios, sources: set[str] | None = None) -> bool:
+def all_decided(
+    ns: Namespace, scenarios, sources: set[str] | None = None, name: str = SCENARIO
+) -> bool:
     """Every partition with telemetry has decided the last window of the short world."""
     if sources is None:
         sources = asyncio.run(sources_with_data(ns.settings))
-    _, until = short_span(scenarios[SCENARIO])
+    _, until = short_span(scenarios[name])
     return Reports(sources, until).done(ns.records("foreshock.windows"))
 
 
-def run_to_the_end(ns: Namespace, scenarios, workers: list[WorkerProcess]) -> None:
+def run_to_the_end(
+    ns: Namespace, scenarios, workers: list[WorkerProcess], name: str = SCENARIO
+) -> None:
     """Until the workers have decided every window of the short world and
     the correlator has taken in (committed) every window report."""
     sources = asyncio.run(sources_with_data(ns.settings))
     ns.wait_for(
         "every window to be decided",
-        lambda: all_decided(ns, scenarios, sources),
+        lambda: all_decided(ns, scenarios, sources, name),
         PROCESSING_S,
         workers,
     )
@@ -180,6 +186,26 @@ def test_two_workers_share_the_partitions_and_open_one_incident(
     assert len(shown) == len(written), shown
     for line, change in zip(shown, written, strict=True):
         assert f" {change['kind']} " in line and f"{change['id']} SEV-{change['sev']}:" in line
+
+
+def test_two_unrelated_outages_are_two_incidents_as_in_the_embedded_engine(
+    namespace, replayed, scenarios, topology, business
+):
+    name = "two-outages-at-once"
+    namespace.publish(simulate(scenarios, topology, business, name=name))
+    with namespace.worker() as worker:
+        run_to_the_end(namespace, scenarios, [worker], name)
+    last: dict[str, dict[str, Any]] = {}
+    for change in incident_events(namespace):
+        last[change["id"]] = change
+    embedded = {i.id: i.to_dict() for i in replayed(name, 1, short=True).incidents}
+    assert sorted(last) == sorted(embedded), (sorted(last), sorted(embedded))
+    for truth in scenarios[name].truths:
+        (kafka,) = [i for i in last.values() if i["root_cause"] in truth.root_causes]
+        assert kafka["sev"] == embedded[kafka["id"]]["sev"] == truth.sev
+        assert kafka["root_cause_region"] == truth.region
+        assert set(kafka["blast_radius"]) == set(embedded[kafka["id"]]["blast_radius"])
+        print(f"{kafka['id']}: SEV-{kafka['sev']}, {kafka['root_cause_region'] or 'everywhere'}")
 
 
 def test_incidents_before_any_worker_ran(namespace):

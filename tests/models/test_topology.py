@@ -96,16 +96,18 @@ def test_logins_depends_transitively_on_redis(topology):
         "postgres",
         "mongodb",
         "cdn",
+        "network",
+        "dns",
         "s3",
     }
     assert topology.upstream["logins"] == frozenset(up)
 
 
 def test_upstream_of_leaves_and_observers_is_empty(topology):
-    for node in ("redis-sessions", "postgres", "mongodb", "s3", "social"):
+    for node in ("redis-sessions", "postgres", "mongodb", "s3", "social", "network", "dns"):
         assert topology.upstream_of(node) == set()
-    assert topology.upstream_of("cdn") == {"s3"}
-    assert topology.upstream_of("user-svc") == {"redis-sessions", "postgres"}
+    assert topology.upstream_of("cdn") == {"s3", "network"}
+    assert topology.upstream_of("user-svc") == {"redis-sessions", "postgres", "dns"}
 
 
 def test_upstream_is_transitively_closed(topology):
