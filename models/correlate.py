@@ -367,21 +367,19 @@ class CorrelateStage(Snapshotted):
     @property
     def open_incidents(self) -> list[Incident]:
         """Every incident not resolved, the oldest first."""
-        lanes = (self.tracker, *self.apart)
-        found = [t.current for t in lanes if t.current and t.current.status is not Status.RESOLVED]
+        found = [inc for t in (self.tracker, *self.apart) if (inc := _open(t))]
         return sorted(found, key=lambda i: (i.opened_at, i.id))
 
     @property
     def blind(self) -> dict[str, float]:
         """Components gone silent, and since when: those with half their
         entities or more in a telemetry gap, or the one entity named after them."""
-        return {node: min(gaps.values()) for node, gaps in self._silent().items()}
+        return {node: min(gaps.values()) for node, gaps in self._silent(self.dark).items()}
 
-    def _silent(self) -> dict[str, dict[Evidence, float]]:
+    def _silent(self, dark: dict[str, float]) -> dict[str, dict[Evidence, float]]:
         """The silences of each component gone silent, as evidence: in a
-        region gone dark, each component's silent entities there."""
+        region gone ``dark``, each component's silent entities there."""
         by_node: dict[str, dict[Evidence, float]] = defaultdict(dict)
-        dark = self.dark
         for entity, since in self.gaps.items():
             by_node[self.topology.node_of[entity]][Evidence(entity, "", EvidenceKind.GAP)] = since
         return {
@@ -638,7 +636,8 @@ class CorrelateStage(Snapshotted):
         # Announced maintenance: its components neither hurt users nor cause.
         quiet = under_maintenance(self.config.maintenance, reports[0].start)
         # Users of a region gone dark are failing, whatever its silence says.
-        for region in self.dark:
+        dark = self.dark
+        for region in dark:
             for key in self.topology.journey_of:
                 if key[0] in self.gaps and self.topology.region_of(key[0]) == region:
                     losses[key] = 1.0
@@ -651,7 +650,7 @@ class CorrelateStage(Snapshotted):
         paging = self._pages(mine, self._hurting_windows >= self.config.page_persist_windows)
         failing = self._failing_dependency(quiet)
         current = self.tracker.current
-        idle = current is None or current.status is Status.RESOLVED
+        idle = _open(self.tracker) is None
         if idle:
             # Only a failure that began now opens one: not one that outlived
             # the incident it opened.
@@ -666,7 +665,7 @@ class CorrelateStage(Snapshotted):
                 self._touched = {node: dict(ev) for node, ev in self._active.items()}
         # A component gone silent while its callers fail may be what failed,
         # and stays a suspect when its telemetry comes back.
-        silent = self._silent()
+        silent = self._silent(dark)
         for node, gaps in silent.items():
             for gap, since in gaps.items():
                 self._touched.setdefault(node, {}).setdefault(gap, since)
@@ -715,8 +714,7 @@ class CorrelateStage(Snapshotted):
         return (len(losses) >= 2 or persisted) and share >= severity.sev3_affected
 
     def _forget_resolved(self) -> None:
-        open_ = [t for t in self.apart if t.current and t.current.status is not Status.RESOLVED]
-        self.apart = open_
+        self.apart = [t for t in self.apart if _open(t)]
 
     def _apart_open(self) -> list[Incident]:
         return [lane.current for lane in self.apart if lane.current is not None]
@@ -724,8 +722,7 @@ class CorrelateStage(Snapshotted):
     def _tracked(self) -> Incident | None:
         """The tracker's incident, while open: where it and an incident apart
         both explain a component or a suspect, the tracker's comes first."""
-        inc = self.tracker.current
-        return None if inc is None or inc.status is Status.RESOLVED else inc
+        return _open(self.tracker)
 
     def _held(self) -> set[str]:
         """The components the tracker's open incident holds."""
@@ -819,17 +816,16 @@ class CorrelateStage(Snapshotted):
         events = []
         lanes = [self.tracker, *self.apart]
         for newer in sorted(lanes, key=lambda t: t.current.opened_at if t.current else 0.0)[::-1]:
-            inc = newer.current
-            if inc is None or inc.status is Status.RESOLVED:
+            inc = _open(newer)
+            if inc is None:
                 continue
             older = [
-                t.current
+                other
                 for t in lanes
                 if t is not newer
-                and t.current is not None
-                and t.current.status is not Status.RESOLVED
-                and (t.current.opened_at, t.current.id) < (inc.opened_at, inc.id)
-                and _connected(t.current, inc)
+                and (other := _open(t))
+                and (other.opened_at, other.id) < (inc.opened_at, inc.id)
+                and _connected(other, inc)
             ]
             if older:
                 events.append(newer.merge(at, older[0]))
@@ -865,14 +861,19 @@ class CorrelateStage(Snapshotted):
         """The oldest a change may be and still explain a symptom that is
         active, or the open incident's."""
         earliest = [t for evs in self._active.values() for t in evs.values()]
-        inc = self.tracker.current
-        if inc is not None and inc.status is not Status.RESOLVED:
+        if _open(self.tracker) is not None:
             earliest += [t for evs in self._touched.values() for t in evs.values()]
         return min([self.correlated_until, *earliest]) - self.config.change_lead_s
 
     def _forget_changes(self) -> None:
         horizon = self._change_horizon()
         self.changes = {c for c in self.changes if c.time >= horizon}
+
+
+def _open(tracker: IncidentTracker) -> Incident | None:
+    """A tracker's latest incident, while it is not resolved."""
+    inc = tracker.current
+    return None if inc is None or inc.status is Status.RESOLVED else inc
 
 
 def _members(inc: Incident) -> set[str]:
