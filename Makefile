@@ -51,13 +51,16 @@ broker-clean:
 	$(PYTHON) broker/kafka.py stop --wipe
 
 # The Debian packages behind the servers tests (infra/servers.py): Redis, its
-# Prometheus exporter, Prometheus and Alertmanager. Installed (as root) only
-# when a binary is missing; none is run as a service, the tests start their own.
-SERVER_PACKAGES := redis-server prometheus prometheus-redis-exporter prometheus-alertmanager
+# Prometheus exporter, Prometheus, Alertmanager, and Chromium with its driver
+# (the incident page). Installed (as root) only when a binary is missing; none
+# is run as a service, the tests start their own.
+SERVER_PACKAGES := redis-server prometheus prometheus-redis-exporter prometheus-alertmanager \
+	chromium chromium-driver
 servers:
 	@if ! command -v redis-server >/dev/null || ! command -v prometheus >/dev/null \
 	    || ! command -v prometheus-redis-exporter >/dev/null \
-	    || ! command -v prometheus-alertmanager >/dev/null; then \
+	    || ! command -v prometheus-alertmanager >/dev/null \
+	    || ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
 	  apt-get update && apt-get install -y --no-install-recommends $(SERVER_PACKAGES); \
 	fi
 

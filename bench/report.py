@@ -1,7 +1,9 @@
-"""The benchmark report as text: a markdown file and rich tables."""
+"""The benchmark report as text: a markdown file, an HTML page and rich tables."""
 
 from __future__ import annotations
 
+import base64
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -67,21 +69,120 @@ def _overall(report: dict[str, Any]) -> str:
     )
 
 
+TITLE = "Foreshock scenario benchmark"
+
+
+def _scope(report: dict[str, Any]) -> str:
+    return (
+        f"{len(report['scenarios'])} scenarios × {report.get('seeds', '?')} seeds, "
+        "embedded engine, event time."
+    )
+
+
+def _plots(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(name, file name)`` of each plot: the files lie beside the report,
+    wherever the paths in ``report["plots"]`` said they were written."""
+    return [(name, Path(path).name) for name, path in sorted(report.get("plots", {}).items())]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     lines = [
-        "# Foreshock scenario benchmark",
+        f"# {TITLE}",
         "",
-        f"{len(report['scenarios'])} scenarios × {report.get('seeds', '?')} seeds, "
-        "embedded engine, event time.",
+        _scope(report),
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows(report)]
     lines += ["", _overall(report), ""]
-    for name, path in sorted(report.get("plots", {}).items()):
-        lines.append(f"![{name}]({Path(path).name})")
+    lines += [f"![{name}]({file})" for name, file in _plots(report)]
     return "\n".join(lines) + "\n"
+
+
+# Borders and weight, not colour, set the headings apart: the page reads the
+# same printed in black and white.
+_CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5rem; color: #111; background: #fff; }
+.wide { overflow-x: auto; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+caption { text-align: left; font-weight: bold; padding: 0.3rem 0; }
+th, td { border: 1px solid #555; padding: 0.2rem 0.45rem; text-align: right; white-space: nowrap; }
+thead th { border-bottom: 3px double #111; vertical-align: bottom; white-space: normal; }
+th[scope="row"], td.text { text-align: left; }
+.overall { font-weight: bold; }
+figure { margin: 1.5rem 0; }
+figcaption { font-style: italic; }
+img { max-width: 100%; height: auto; border: 1px solid #999; }
+"""
+
+# The scenario (a row heading), its kind and what it expects read as words;
+# the rest are figures.
+_TEXT_COLUMNS = 3
+
+
+def _figure(name: str, png: bytes) -> str:
+    # "mttd" is the distribution write_plots draws; its other plots are named by scenario.
+    if name == "mttd":
+        what = "MTTD from fault start, per scenario"
+    else:
+        what = f"{name}: key signals, seed 1"
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{escape(what)}">'
+        f"<figcaption>{escape(what)}</figcaption></figure>"
+    )
+
+
+def render_html(report: dict[str, Any], plots_dir: Path) -> str:
+    """The markdown report's tables and plots as one page that needs nothing
+    beside it: the PNGs from ``plots_dir`` are embedded as ``data:`` URIs, so
+    it can be mailed or attached to a ticket as it is."""
+    head = "".join(f'<th scope="col">{escape(c)}</th>' for c in COLUMNS)
+    body = []
+    for row in rows(report):
+        cells = [f'<th scope="row">{escape(row[0])}</th>']
+        cells += [
+            f'<td class="text">{escape(c)}</td>' if n < _TEXT_COLUMNS else f"<td>{escape(c)}</td>"
+            for n, c in enumerate(row[1:], 1)
+        ]
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    figures = [_figure(name, (plots_dir / file).read_bytes()) for name, file in _plots(report)]
+    return (
+        "\n".join(
+            [
+                "<!DOCTYPE html>",
+                '<html lang="en">',
+                "<head>",
+                '<meta charset="utf-8">',
+                '<meta name="viewport" content="width=device-width, initial-scale=1">',
+                f"<title>{escape(TITLE)}</title>",
+                f"<style>{_CSS}</style>",
+                "</head>",
+                "<body>",
+                "<main>",
+                f"<h1>{escape(TITLE)}</h1>",
+                f"<p>{escape(_scope(report))}</p>",
+                # Scrolls sideways on a narrow screen; focusable, so a keyboard can too.
+                '<div class="wide" role="region" aria-label="per-scenario table" tabindex="0">',
+                "<table>",
+                f"<caption>Per scenario, over {escape(str(report.get('seeds', '?')))} seeds"
+                "</caption>",
+                f"<thead><tr>{head}</tr></thead>",
+                "<tbody>",
+                *body,
+                "</tbody>",
+                "</table>",
+                "</div>",
+                f'<p class="overall">{escape(_overall(report))}</p>',
+                *figures,
+                "</main>",
+                "</body>",
+                "</html>",
+            ]
+        )
+        + "\n"
+    )
 
 
 # The same columns in a terminal of 120 columns: short two-line headings,

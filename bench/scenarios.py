@@ -6,8 +6,9 @@ For each scenario it reports MTTD from fault start and from impact start
 root cause were right, false pages per simulated day, the impact estimate's
 error, and whether a telemetry gap was reported; then paging precision and
 recall over the whole run (what counts: :mod:`bench.score`). It writes
-``report.json``, ``report.md`` (:mod:`bench.report`), a timeline plot per
-scenario and the MTTD distribution (:mod:`bench.plots`) into an output folder.
+``report.json``, ``report.md`` and ``report.html`` (:mod:`bench.report`; the
+HTML page holds the plots too, to be read or sent on its own), a timeline plot
+per scenario and the MTTD distribution (:mod:`bench.plots`) into an output folder.
 
 The runner logs nothing and prints nothing; a ``progress`` callback hears of
 each finished run.
@@ -27,7 +28,7 @@ from typing import Any
 
 from bench.plots import write_plots
 from bench.replay import replay
-from bench.report import render_markdown
+from bench.report import render_html, render_markdown
 from bench.score import evaluate, summarize
 from bench.signals import SignalTap, key_signals
 from infra.settings import Settings
@@ -114,6 +115,7 @@ def run_bench(
     report["plots"] = write_plots(report, runs, signals, scenarios, out)
     (out / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
     (out / "report.md").write_text(render_markdown(report))
+    (out / "report.html").write_text(render_html(report, out), encoding="utf-8")
     return report
 
 

@@ -1,13 +1,13 @@
-"""Real Redis, redis_exporter, Prometheus and Alertmanager servers, as child
-processes on 127.0.0.1, for the lab and its tests.
+"""Real Redis, redis_exporter, Prometheus, Alertmanager and chromedriver
+servers, as child processes on 127.0.0.1, for the lab and its tests.
 
 Each server is a context manager: entering picks a free port, writes its
 configuration into a temporary folder, starts the binary in its own process
 group and waits (bounded) until it answers; leaving stops it by PID (SIGTERM,
 then SIGKILL after a bound) and removes the folder. The binaries are Debian's
 (``redis-server``, ``prometheus-redis-exporter``, ``prometheus``,
-``prometheus-alertmanager``); ``make servers`` installs them. Nothing here runs
-as a service or touches /etc.
+``prometheus-alertmanager``, ``chromedriver`` with ``chromium``); ``make
+servers`` installs them. Nothing here runs as a service or touches /etc.
 
 Standard library only, like broker/kafka.py, so that it works before the
 clients are installed and pulls no client into the infra layer.
@@ -458,3 +458,43 @@ class Alertmanager(Server):
         ``endsAt``, ``generatorURL``): the HTTP status, 200 when taken. An
         ``endsAt`` before ``startsAt`` is a 400."""
         return http_post_json(f"{self.url}/api/v2/alerts", alerts, timeout_s=5.0)[0]
+
+
+class ChromeDriver(Server):
+    """Debian's chromedriver, which drives Debian's headless chromium (the
+    ``chromium`` package) over the WebDriver protocol: a test's browser.
+
+    It binds 127.0.0.1 and answers only local clients. Ready when
+    ``/status`` says so. A WebDriver client (Selenium) asks it for a session
+    with ``binary`` as the browser.
+    """
+
+    binary = "chromedriver"
+    package = "chromium-driver"
+    browser: ClassVar[str] = "chromium"
+
+    @classmethod
+    def installed(cls) -> bool:
+        return super().installed() and shutil.which(cls.browser) is not None
+
+    @classmethod
+    def missing(cls) -> str:
+        return (
+            f"{cls.binary} or {cls.browser} is not installed (not on PATH): "
+            "`make servers` installs them (Debian packages chromium-driver, chromium)"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def browser_path(self) -> str:
+        return shutil.which(self.browser) or self.browser
+
+    def command(self) -> list[str]:
+        return [f"--port={self.port}", "--allowed-ips=127.0.0.1", f"--log-path={self.log}"]
+
+    def ready(self) -> bool:
+        status, body = http_get(f"{self.url}/status")
+        return status == 200 and bool(json.loads(body).get("value", {}).get("ready"))

@@ -97,9 +97,12 @@ class Settings(BaseSettings):
     topic_prefix: str = ""  # namespaces every topic, e.g. "staging."
     # Of every telemetry topic: the most workers that can share them.
     partitions: Annotated[int, Field(ge=1)] = 6
+    # The operator's page, its API and the metrics (streams/web): read-only;
+    # loopback unless told otherwise; with a token, the API asks for it.
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    web_token: SecretStr | None = None
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
+import mode
 import orjson
 from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as aiokafka_transport
@@ -57,7 +58,7 @@ from models.config import PipelineConfig
 from models.correlate import CorrelateStage
 from models.detect_stage import DetectStage
 from models.impact import Business
-from models.incident import IncidentEvent
+from models.incident import Change, IncidentEvent
 from models.report import WindowReport
 from models.schema import Rejection, Telemetry, decode, encode
 from models.snapshot import IncompatibleSnapshot
@@ -68,6 +69,7 @@ from streams.alerts.delivery import Pager, first_untaken
 from streams.alerts.routing import load as load_routes
 from streams.alerts.silences import Silences
 from streams.alerts.silences import follow as follow_silences
+from streams.board import Board
 from streams.deadletters import (
     DeadLetter,
     RejectionLog,
@@ -79,6 +81,7 @@ from streams.deadletters import (
 from streams.partitions import REWIND_S, Partition, Partitions, source_of
 from streams.sinks import event_to_dict
 from streams.sinks.kafka import KafkaSink
+from streams.web import operators_app, serve
 
 log = logging.getLogger(__name__)
 
@@ -151,15 +154,9 @@ app = kafka.faust_app(
     # Events are acknowledged only once a snapshot covers them; a rebalance
     # must not wait for that, the next owner is redelivered what it lacks.
     stream_wait_empty=False,
-    web_enabled=settings.web_enabled,
-    web_bind=settings.web_host,
-    web_port=settings.web_port,
     # Faust's own pages would show the cluster's hosts and the raw model
-    # state; the worker serves only its own.
-    web_router_enabled=False,
-    web_tables_enabled=False,
-    web_graph_enabled=False,
-    web_stats_enabled=False,
+    # state; the worker serves only its own (``OperatorsView``).
+    web_enabled=False,
 )
 
 telemetry = kafka.raw_topic(app, settings, *kafka.TELEMETRY.values())
@@ -209,6 +206,14 @@ async def _learned(p: Partition[DetectStage]) -> None:
 
 
 heard: dict[str, float] = {}  # telemetry partition -> wall clock of its latest window report
+first_heard: dict[float, float] = {}  # window waiting -> wall clock of its first report
+holding_back: set[str] = set()  # partitions gone quiet while others report on
+
+
+def _decided(until: float) -> None:
+    """Time the windows correlated up to ``until`` waited for their decision."""
+    for start in [s for s in first_heard if s <= until]:
+        metrics.window_decision.observe(time.monotonic() - first_heard.pop(start))
 
 
 async def _expect_every_source(p: Partition[CorrelateStage]) -> None:
@@ -420,7 +425,8 @@ async def detect(stream: faust.StreamT) -> None:
             live.sent.append(await _dead_letter(message, outcome))
             continue
         metrics.processed.labels(message.topic, str(message.partition)).inc()
-        metrics.samples.inc(cast(Telemetry, tel).samples)
+        metrics.samples.labels(family_of_topic[message.topic]).inc(cast(Telemetry, tel).samples)
+        board.sample(cast(Telemetry, tel))  # the charts of what an open incident shows
         for decided in outcome:
             if isinstance(decided, WindowReport):
                 report = orjson.dumps(decided.to_dict())
@@ -588,6 +594,9 @@ if settings.alerts is not None:
 def _publish(p: Partition[CorrelateStage], changes: list[IncidentEvent]) -> None:
     for change in changes:
         p.sink.emit(change)
+        metrics.incident_changes.labels(change.kind.value).inc()
+        if change.kind is Change.OPENED:
+            metrics.detection_latency.observe(change.at - change.incident.onset)
         log.info("incident %s %s: %s", event_to_dict(change)["id"], change.kind, change.text)
 
 
@@ -613,12 +622,16 @@ async def correlate(stream: faust.StreamT) -> None:
             live.sent.append(await _dead_letter(message, report))
             continue
         heard[report.source] = time.monotonic()
+        holding_back.discard(report.source)
+        if report.start > live.state.correlated_until and not report.early:
+            first_heard.setdefault(report.start, time.monotonic())
         # A report is acknowledged once its window is correlated and
         # snapshotted; those still waiting (left out of the snapshot) are
         # what a restored correlator must be redelivered. An early look is
         # kept in the snapshot itself (and its window may never close).
         live.take(event, message.offset, due=float("-inf") if report.early else report.start)
         changes = live.state.add(report)
+        _decided(live.state.correlated_until)
         _publish(p, changes)
         live.changes += 1
         if changes or live.changes >= SNAPSHOT_REPORTS:
@@ -663,6 +676,8 @@ async def retire_idle_sources() -> None:
             for idle in sorted(quiet):
                 # Alarming only when it holds back others (not at a replay's end).
                 behind = p.live.state.holds_back(idle, progress.keys() - quiet)
+                if behind:
+                    holding_back.add(idle)
                 (log.warning if behind else log.info)(
                     "no window report from %s for %.0f s%s: not waiting for it",
                     idle,
@@ -684,12 +699,95 @@ async def reload_maintenance() -> None:
             p.checkpointed.state.config = given.config
 
 
-@app.page("/metrics/")
-async def prometheus_metrics(self: faust.web.View, request: faust.web.Request) -> Any:
-    """The worker's counters (rejections per reason, messages processed).
+# The operator's view: the page, its API and the metrics (streams/web), fed
+# from foreshock.incidents and foreshock.anomalies, so that every worker shows
+# every incident; its charts from the telemetry this worker reads.
+LAGGING_MESSAGES = 10_000  # behind by more than this on its partitions: the page says so
 
-    Like every page the worker serves, it answers GET only; the server binds
-    FORESHOCK_WEB_HOST, 127.0.0.1 unless told otherwise.
-    """
-    # The content type carries parameters, which aiohttp takes only as a header.
-    return self.bytes(metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
+board = Board()  # given the topology, runbooks and silences once the worker starts
+
+
+def worker_health() -> dict[str, Any]:
+    """What the page says of this worker: how far behind it reads, and the
+    partitions whose reports stopped while others go on."""
+    behind = sum(_lag().values())
+    return {
+        "lag": behind,
+        "lagging": behind > LAGGING_MESSAGES,
+        "silent_sources": sorted(holding_back),
+        "partitions": sorted(_owned()),
+    }
+
+
+def _lag() -> dict[tuple[str, int], int]:
+    """Messages between each owned partition's last read and its high watermark."""
+    consumer = cast(Any, app.consumer)
+    lag = {}
+    for tp in consumer.assignment():
+        read = consumer._read_offset.get(tp)  # the offset a stream last took
+        try:
+            high = consumer.highwater(tp)
+        except (AssertionError, KeyError, TypeError):  # not fetched from yet
+            continue
+        lag[(tp.topic, tp.partition)] = max(0, high - (read + 1 if read is not None else 0))
+    return lag
+
+
+def worker_exposition() -> bytes:
+    """The counters, with the gauges read at the time of the scrape."""
+    metrics.consumer_lag.clear()
+    for (topic, partition), behind in _lag().items():
+        metrics.consumer_lag.labels(topic, str(partition)).set(behind)
+    open_by_sev = dict.fromkeys(range(1, 5), 0)
+    for p in correlators.live():
+        for inc in p.checkpointed.state.open_incidents:
+            open_by_sev[inc.sev] += 1
+    for sev, n in open_by_sev.items():
+        metrics.incidents_open.labels(str(sev)).set(n)
+    return metrics.exposition()
+
+
+async def _show(topic: str) -> None:
+    """Every event on one of the worker's output topics, onto the board."""
+    name = settings.topic(topic)
+    while True:
+        try:
+            async for record in kafka.follow(settings, name):
+                try:
+                    board.take(orjson.loads(record.value or b""))
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                    log.warning("%s:%d: not shown (%r)", name, record.offset, exc)
+        except LookupError:  # not declared yet
+            await asyncio.sleep(2.0)
+
+
+if settings.web_enabled:
+
+    @app.service
+    class OperatorsView(mode.Service):
+        """Serves the page, the API and the metrics while the worker runs."""
+
+        runner: Any = None
+
+        async def on_start(self) -> None:
+            board.topology = given.topology
+            board.runbooks = Runbooks(given.topology, settings.runbooks, settings.runbook_url)
+            board.muted = silenced.muted
+            token = settings.web_token.get_secret_value() if settings.web_token else None
+            view = operators_app(
+                board, token=token, health=worker_health, exposition=worker_exposition
+            )
+            self.runner = await serve(view, settings.web_host, settings.web_port)
+            log.info("the operator's view on http://%s:%d/", settings.web_host, settings.web_port)
+
+        @mode.Service.task
+        async def _incidents(self) -> None:
+            await _show(kafka.INCIDENTS)
+
+        @mode.Service.task
+        async def _anomalies(self) -> None:
+            await _show(kafka.ANOMALIES)
+
+        async def on_stop(self) -> None:
+            if self.runner is not None:
+                await self.runner.cleanup()

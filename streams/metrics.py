@@ -11,6 +11,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -35,7 +36,38 @@ processed = Counter(
 )
 samples = Counter(
     "foreshock_processed_samples",
-    "Samples carried by the telemetry messages folded into the models",
+    "Samples carried by the telemetry messages folded into the models, by family",
+    ["family"],
+    registry=registry,
+)
+incidents_open = Gauge(
+    "foreshock_incidents_open",
+    "Incidents open now, by SEV (1 is the worst), as this worker's view holds them",
+    ["sev"],
+    registry=registry,
+)
+incident_changes = Counter(
+    "foreshock_incident_changes",
+    "Incident changes decided (opened, escalated, root_cause, resolved...), by kind",
+    ["kind"],
+    registry=registry,
+)
+consumer_lag = Gauge(
+    "foreshock_consumer_lag",
+    "Messages between a partition's consumer position and its high watermark",
+    ["topic", "partition"],
+    registry=registry,
+)
+window_decision = Histogram(
+    "foreshock_window_decision_seconds",
+    "Wall seconds from a window's first report reaching the correlator to its decision",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+    registry=registry,
+)
+detection_latency = Histogram(
+    "foreshock_detection_latency_seconds",
+    "Event-time seconds from an incident's onset (its root cause's first symptom) to its page",
+    buckets=(5, 10, 15, 30, 45, 60, 90, 120, 300, 600, 1800, 3600),
     registry=registry,
 )
 refused_snapshots = Counter(
@@ -67,6 +99,8 @@ rewinds = Counter(
 
 for _reason in (*REASONS, *INTERNAL_REASONS):
     rejected.labels(_reason)
+for _sev in range(1, 5):
+    incidents_open.labels(str(_sev))
 
 
 def exposition() -> bytes:

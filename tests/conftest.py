@@ -5,9 +5,10 @@ and the short world the broker tests run on."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +87,46 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if broker_tests in item.path.parents:
             item.add_marker(pytest.mark.broker)
+
+
+ARTEFACTS = Path(__file__).parents[1] / "out" / "test-artefacts"  # screenshots a run keeps
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's headless chromium, driven through its chromedriver (Selenium):
+    one browser for the session; its console is logged for the tests to read."""
+    from selenium import webdriver
+
+    from infra.servers import ChromeDriver
+
+    require(ChromeDriver)
+    with ChromeDriver() as driver:
+        options = webdriver.ChromeOptions()
+        options.binary_location = driver.browser_path
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,2000"):
+            options.add_argument(flag)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        session = webdriver.Remote(command_executor=driver.url, options=options)
+        try:
+            yield session
+        finally:
+            session.quit()
+
+
+def console_errors(browser: Any) -> list[dict[str, Any]]:
+    """What the page logged at SEVERE (uncaught errors, failed loads) since last asked."""
+    from selenium.webdriver.remote.command import Command
+
+    logged: list[dict[str, Any]] = browser.execute(Command.GET_LOG, {"type": "browser"})["value"]
+    return [entry for entry in logged if entry["level"] == "SEVERE"]
+
+
+def texts(browser: Any, css: str) -> list[str]:
+    """The text of what ``css`` selects, read in one script: the page may
+    redraw between two WebDriver calls."""
+    script = (
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".map(e => e.innerText ?? e.textContent)"  # SVG text has no innerText
+    )
+    return list(browser.execute_script(script, css))

@@ -60,7 +60,9 @@ def run(
     jobs: Annotated[
         int, typer.Option(min=0, help="parallel processes (default: one per core)")
     ] = 0,
-    out: Annotated[Path, typer.Option(help="report.json, report.md and plots")] = Path("out/bench"),
+    out: Annotated[Path, typer.Option(help="report.json, report.md, report.html and plots")] = Path(
+        "out/bench"
+    ),
 ) -> None:
     """MTTD benchmark: scenarios × seeds on the embedded engine, scored against their truth."""
     if ctx.invoked_subcommand is not None:
@@ -83,7 +85,7 @@ def run(
         report = run_bench(scenarios, seeds, jobs, out, progress)
     for renderable in render_tables(report):
         console.print(renderable)
-    console.print(f"[dim]report.json, report.md and plots in {out}/[/dim]")
+    console.print(f"[dim]report.json, report.md, report.html and plots in {out}/[/dim]")
 
 
 @app.command()

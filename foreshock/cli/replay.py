@@ -4,6 +4,7 @@ scenario through the embedded engine."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -35,7 +36,9 @@ from models.incident import IncidentEvent
 from models.topology import Topology
 from streams.alerts import Deliverer, Page, Runbooks
 from streams.alerts.silences import Silences
+from streams.board import Board, BoardSink
 from streams.sinks import JsonlSink, Sink, event_to_dict
+from streams.web import Served, operators_app
 
 
 def scenarios(ctx: typer.Context) -> None:
@@ -63,6 +66,14 @@ def replay_command(
             "--hold", min=0, help="seconds a drill keeps incidents open in the sinks, to look"
         ),
     ] = 0.0,
+    serve: Annotated[
+        str | None,
+        typer.Option(
+            "--serve",
+            metavar="[HOST:]PORT",
+            help="serve the incident page and API there while replaying, then until Ctrl-C",
+        ),
+    ] = None,
 ) -> None:
     """Replay a scenario through the detector and show the incident timeline."""
     settings = settings_of(ctx)
@@ -70,6 +81,10 @@ def replay_command(
     topology, business, config = pipeline_inputs(settings)
     drill = _drill(settings, topology) if alert else None
     sinks: list[Sink] = []
+    board = Board(topology, Runbooks(topology, settings.runbooks, settings.runbook_url))
+    server = _serve(board, settings, serve) if serve else None
+    if server is not None:
+        sinks.append(BoardSink(board))
     if out:
         with writable("--out", out):
             sinks.append(JsonlSink(out))
@@ -80,11 +95,20 @@ def replay_command(
         sinks.append(Timeline(console, topology, sc.truth.fault_start))
     try:
         result = replay(
-            sc, topology, business, seed=seed, speed=speed.factor, sinks=sinks, config=config
+            sc,
+            topology,
+            business,
+            seed=seed,
+            speed=speed.factor,
+            sinks=sinks,
+            config=config,
+            tap=board.sample if server is not None else None,
         )
     finally:
         for sink in sinks:
             sink.close()
+        if server is not None and sys.exc_info()[0] is not None:
+            server.stop()
     if drill is not None:
         changes = [e for e in result.events if isinstance(e, IncidentEvent)]
         pages = [Page.from_record(event_to_dict(e)) for e in changes]
@@ -95,9 +119,28 @@ def replay_command(
         say.print(f"drill: {len(pages)} incident changes paged, {sent}", soft_wrap=True)
     if json:
         typer.echo(orjson.dumps(result.to_dict(topology)).decode())
-        return
-    for renderable in replay_summary(result):
-        console.print(renderable)
+    else:
+        for renderable in replay_summary(result):
+            console.print(renderable)
+    if server is not None:
+        server.wait()
+
+
+def _serve(board: Board, settings: Settings, where: str) -> Served:
+    """The view served on ``[HOST:]PORT`` (the host FORESHOCK_WEB_HOST unless
+    given); or one line on what to fix."""
+    host, _, port = where.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        fail(f"--serve {where}: give a port, or HOST:PORT")
+    token = settings.web_token.get_secret_value() if settings.web_token else None
+    try:
+        view = operators_app(board, token=token, health=lambda: {"engine": "replay"})
+        server = Served(view, host or settings.web_host, int(port))
+    except OSError as exc:
+        fail(f"--serve {where}: cannot listen there ({exc.strerror or exc})")
+    shown = f"http://{host or settings.web_host}:{port}/"
+    errors.print(f"the incident page: {shown} (Ctrl-C to stop)", soft_wrap=True, highlight=False)
+    return server
 
 
 def _drill(settings: Settings, topology: Topology) -> Deliverer:

@@ -30,7 +30,11 @@ from tests.foreshock.test_cli import SCENARIO
 from tests.kafka.conftest import ROOT, _free_port
 
 FAIL_FAST_S = 30.0  # a refused login must end a command well within this
-SERVED = ("/", "/metrics/")  # every page a worker serves (tests/streams/test_web.py)
+# Every page a worker serves but its event stream (tests/streams/test_web.py).
+SERVED = (
+    "/", "/static/app.js", "/static/app.css", "/api/incidents", "/api/health", "/api/graph",
+    "/metrics", "/metrics/",
+)  # fmt: skip
 FAUST_PAGES = ("/router/", "/table/", "/table/detect-state/", "/graph/", "/stats/")
 USER = "foreshock"
 
@@ -165,8 +169,8 @@ def test_the_right_credentials_carry_telemetry_through_a_worker(scram_broker, tm
             assert time.monotonic() < deadline, f"processed {processed(port)}\n{worker.tail()}"
             time.sleep(2)
 
-        # The web server: loopback only, Foreshock's own pages (Faust's router,
-        # table, graph and statistics pages off), nothing but GET anywhere.
+        # The web server: loopback only, Foreshock's own pages (none of Faust's:
+        # router, tables, graph, statistics), nothing but GET anywhere.
         assert listening_addresses(port) == {"127.0.0.1"}
         pages = {path: answer(port, "GET", path) for path in (*SERVED, *FAUST_PAGES)}
         assert {path for path, (code, _) in pages.items() if code == 200} == set(SERVED)
