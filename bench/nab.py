@@ -34,8 +34,11 @@ with the columns ``timestamp,value,anomaly_score,label``.
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import json
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -564,23 +567,38 @@ class DetectorScorer:
         self.refractory = 400  # rows, until the time step is known
         self.damp = damp
         self.detector: Detector | None = None
+        self.step = 0.0  # seconds between the first two rows, once read
         self._first: tuple[float, float] | None = None
         self._quiet = 0
 
     def update(self, timestamp: float, value: float) -> float:
+        s = self.surprise(timestamp, value)
+        return 0.0 if s is None else self.calibrate(s)
+
+    def surprise(self, timestamp: float, value: float) -> float | None:
+        """The detector's surprise at this row, then learnt; None for a blank
+        row and for the first (which only tells the time step)."""
         if value != value:  # blank or not a number
-            return 0.0
+            return None
         if self.detector is None:
             if self._first is None:
                 self._first = (timestamp, value)
-                return 0.0
-            step = abs(timestamp - self._first[0])
-            self.detector = self.kind(**self.kind.params_for_rows(step))
-            if step > 0:  # quiet for a duration, whatever the sampling rate
-                self.refractory = max(20, round(self.refractory_days * 86400.0 / step))
+                return None
+            self.step = abs(timestamp - self._first[0])
+            self.detector = self.kind(**self.kind.params_for_rows(self.step))
+            self.pace(self.step)
             self.detector.learn_one(None, self._first[1])
-        s = self.detector.score_one(None, value)
+        s = float(self.detector.score_one(None, value))
         self.detector.learn_one(None, value)
+        return s
+
+    def pace(self, step: float) -> None:
+        """Quiet for a duration, whatever the sampling rate."""
+        if step > 0:
+            self.refractory = max(20, round(self.refractory_days * 86400.0 / step))
+
+    def calibrate(self, s: float) -> float:
+        """A surprise as a score in [0, 1), damped while quiet after an alert."""
         score = s / (s + self.alert)
         if self._quiet > 0:
             self._quiet -= 1
@@ -588,6 +606,135 @@ class DetectorScorer:
         if s >= self.quiet_at:
             self._quiet = self.refractory
         return score
+
+
+# --------------------------------------------------------------------------- cross-validation
+
+# The scorer's settings leave-one-folder-out chooses among: the alert level,
+# the surprise that starts a quiet spell, its length in days, and its damping.
+GRID: dict[str, tuple[float, ...]] = {
+    "alert": (5.0, 10.0, 20.0),
+    "quiet_at": (6.0, 9.0, 14.0),
+    "refractory_days": (0.7, 1.4, 2.8),
+    "damp": (0.03, 0.1, 0.3),
+}
+
+Surprises = dict[str, tuple[float, list[float | None]]]  # series -> (time step, per row)
+
+
+def surprises(series: Sequence[Series], detector: str = "surprise") -> Surprises:
+    """A detector's surprise at every row of each series: what every setting
+    of the scorer calibrates, so that the detector reads each series once."""
+    found: Surprises = {}
+    for s in series:
+        scorer = DetectorScorer(detector)
+        stamps, values = s.timestamps.tolist(), s.values.tolist()
+        rows = [scorer.surprise(t, v) for t, v in zip(stamps, values, strict=True)]
+        found[s.name] = (scorer.step, rows)
+    return found
+
+
+def calibrated(
+    found: tuple[float, list[float | None]], detector: str, settings: Mapping[str, float]
+) -> FloatArray:
+    """The scores ``DetectorScorer(detector, **settings)`` gives those surprises."""
+    step, rows = found
+    scorer = DetectorScorer(detector, **settings)
+    scorer.pace(step)
+    calibrate = scorer.calibrate
+    return np.array([0.0 if s is None else calibrate(s) for s in rows], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One folder scored with what was tuned on the others.
+
+    ``settings`` and ``threshold`` are those that scored best on the other
+    folders (``train``); ``held_out`` is this folder's normalised score with
+    them, None when it has no window (only false alarms could count there:
+    ``false_alarms``, detections outside every window).
+    """
+
+    folder: str
+    series: int
+    windows: int
+    settings: dict[str, float]
+    threshold: float
+    train: float
+    held_out: float | None
+    false_alarms: int
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    folds: list[Fold]
+    profile: str
+
+    @property
+    def scored(self) -> list[float]:
+        return [f.held_out for f in self.folds if f.held_out is not None]
+
+    @property
+    def mean(self) -> float:
+        """The mean of the held-out folds that have windows: the figure to judge by."""
+        return statistics.fmean(self.scored) if self.scored else math.nan
+
+    @property
+    def spread(self) -> float:
+        """The held-out folds' standard deviation."""
+        return statistics.stdev(self.scored) if len(self.scored) > 1 else 0.0
+
+
+def normalised(series: Sequence[Series], raw: float, profile: Profile) -> float | None:
+    """NAB's ``100 * (raw - null) / (perfect - null)``; None without windows."""
+    windows = sum(len(s.window_rows()) for s in series)
+    null, perfect = -profile.fn * windows, profile.tp * windows
+    return 100.0 * (raw - null) / (perfect - null) if windows else None
+
+
+def cross_validate(
+    series: Sequence[Series],
+    detector: str = "surprise",
+    grid: Mapping[str, Sequence[float]] = GRID,
+    profile: Profile = STANDARD,
+) -> CrossValidation:
+    """Leave-one-folder-out: for each folder, the scorer's setting and the
+    threshold that score best on every other folder, then this folder's score
+    with them. No choice ever sees the folder it is judged on."""
+    found = surprises(series, detector)
+    choices = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    # On a tie the setting nearest the scorer's defaults wins: a choice the
+    # other folders cannot tell apart is no reason to move.
+    defaults = inspect.signature(DetectorScorer).parameters
+    choices.sort(key=lambda c: sum(v != defaults[k].default for k, v in c.items()))
+    scores = [{s.name: calibrated(found[s.name], detector, c) for s in series} for c in choices]
+    folds = []
+    for folder in sorted({s.folder for s in series}):
+        train = [s for s in series if s.folder != folder]
+        test = [s for s in series if s.folder == folder]
+        # The best on the others; on a tie, the first (nearest the defaults).
+        sweeps = [sweep(train, scored, profile).best() for scored in scores]
+        k = max(range(len(choices)), key=lambda i: (sweeps[i][1], -i))
+        threshold, raw = sweeps[k]
+        held = sum(score_file(s, scores[k][s.name], threshold, profile) for s in test)
+        alarms = 0
+        for s in test:
+            rows = _rows(s)
+            hit = scores[k][s.name][rows.index] >= threshold
+            alarms += int((hit & (rows.window < 0)).sum())
+        folds.append(
+            Fold(
+                folder,
+                len(test),
+                sum(len(s.window_rows()) for s in test),
+                choices[k],
+                threshold,
+                normalised(train, raw, profile) or 0.0,
+                normalised(test, held, profile),
+                alarms,
+            )
+        )
+    return CrossValidation(folds, profile.name)
 
 
 class RiverBaseline:

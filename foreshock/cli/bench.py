@@ -36,6 +36,7 @@ from foreshock.cli.render import (
     kafka_table,
     memory_table,
     nab_compare_table,
+    nab_cv_table,
     nab_table,
     progress_bar,
     soak_row,
@@ -44,7 +45,7 @@ from foreshock.cli.render import (
 from infra.settings import Settings
 
 if TYPE_CHECKING:
-    from bench.nab import ProfileResult, Run
+    from bench.nab import CrossValidation, ProfileResult, Run
 
 app = typer.Typer(help="Benchmarks: figures and ratios, never pass/fail.")
 
@@ -248,10 +249,17 @@ def nab(
     compare: Annotated[
         str, typer.Option(help="detectors to score in the same run, comma-separated")
     ] = "",
+    cv: Annotated[
+        bool,
+        typer.Option(
+            "--cv", help="leave-one-folder-out: tune on the other folders, score the one left out"
+        ),
+    ] = False,
     json: Json = False,
 ) -> None:
     """Score a per-series detector on a NAB corpus (NAB's rules and profiles),
-    beside River's defaults; or, with --compare, several detectors in one table."""
+    beside River's defaults; or, with --compare, several detectors in one table;
+    or, with --cv, each folder with the settings tuned on the others."""
     from bench import nab as nabench
     from models.detectors import DETECTORS
 
@@ -268,6 +276,13 @@ def nab(
     for s in corpus:
         if s.warning:
             errors.print(f"warning: {s.warning}", soft_wrap=True)
+    if cv:
+        folds = nabench.cross_validate(corpus, detector)
+        if json:
+            typer.echo(orjson.dumps(_cv_summary(folds)).decode())
+        else:
+            console.print(nab_cv_table(folds, len(corpus)))
+        return
     runs = {name: nabench.run(corpus, partial(nabench.DetectorScorer, name)) for name in names}
     scored = {name: nabench.score_corpus(corpus, r.scores) for name, r in runs.items()}
     for name, r in runs.items():
@@ -292,6 +307,27 @@ def nab(
         f"{result.points:,} points at {result.points_per_second:,.0f} points/s; "
         f"results in {out}/{detector}/"
     )
+
+
+def _cv_summary(cv: CrossValidation) -> dict[str, object]:
+    return {
+        "profile": cv.profile,
+        "held_out_mean": round(cv.mean, 2),
+        "held_out_sd": round(cv.spread, 2),
+        "folds": [
+            {
+                "folder": f.folder,
+                "series": f.series,
+                "windows": f.windows,
+                "settings": f.settings,
+                "threshold": round(f.threshold, 4),
+                "train": round(f.train, 2),
+                "held_out": None if f.held_out is None else round(f.held_out, 2),
+                "false_alarms": f.false_alarms,
+            }
+            for f in cv.folds
+        ],
+    }
 
 
 def _nab_summary(scores: Mapping[str, ProfileResult], run: Run) -> dict[str, float | int]:

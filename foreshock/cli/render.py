@@ -23,7 +23,7 @@ from producers.scenario import Scenario, Truth
 from streams.sinks import Sink
 
 if TYPE_CHECKING:  # the benchmarks load only when run
-    from bench.nab import ProfileResult, Run
+    from bench.nab import CrossValidation, ProfileResult, Run
     from bench.replay import Replay
     from bench.scenarios import Progress as BenchProgress
     from bench.soak import Row
@@ -333,6 +333,41 @@ def nab_table(
     )
     for name, r in scores.items():
         table.add_row(name, f"{r.score:.1f}", f"{r.threshold:.4f}", f"{river[name].score:.1f}")
+    return table
+
+
+def nab_cv_table(cv: CrossValidation, series: int) -> Table:
+    """``bench nab --cv``: each folder scored with the setting and threshold
+    tuned on the others; the held-out mean and spread in the caption."""
+    table = Table(
+        "left out",
+        "series",
+        "windows",
+        "alert, quiet at, days, damp",
+        "threshold",
+        f"others ({cv.profile})",
+        "held out",
+        "false alarms",
+        title=f"NAB leave-one-folder-out: {series} series",
+        caption=(
+            "each folder scored with the scorer's setting and threshold that did best on the "
+            f"others; held-out mean {cv.mean:.1f}, sd {cv.spread:.1f}, over the "
+            f"{len(cv.scored)} folders with windows (min {min(cv.scored, default=0):.1f}, "
+            f"max {max(cv.scored, default=0):.1f})"
+        ),
+    )
+    table.columns[0].no_wrap = True
+    for f in cv.folds:
+        table.add_row(
+            f.folder,
+            str(f.series),
+            str(f.windows),
+            ", ".join(f"{v:g}" for v in f.settings.values()),
+            f"{f.threshold:.4f}",
+            f"{f.train:.1f}",
+            "–" if f.held_out is None else f"{f.held_out:.1f}",
+            str(f.false_alarms),
+        )
     return table
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from bench.nab import (
+    GRID,
     LOW_FN,
     LOW_FP,
     PROFILES,
@@ -23,12 +24,16 @@ from bench.nab import (
     Profile,
     RiverBaseline,
     Series,
+    calibrated,
+    cross_validate,
     load_corpus,
+    normalised,
     probation_length,
     read_results,
     run,
     score_corpus,
     score_file,
+    surprises,
     sweep,
     write_results,
 )
@@ -563,3 +568,100 @@ def test_foreshocks_detector_holds_its_nab_score() -> None:
     assert low_fp >= 60.0
     river = score_corpus(corpus, run(corpus, RiverBaseline).scores)
     assert standard > river["standard"].score + 30
+
+
+# Cross-validation: on the shipped sample (two folders), with a small grid
+# (each setting but two at its default), so that the tests run in seconds.
+SMALL_GRID = {
+    "alert": (5.0, 10.0),
+    "quiet_at": (9.0,),
+    "refractory_days": (0.7, 1.4),
+    "damp": (0.1,),
+}
+
+
+def test_the_surprises_once_calibrated_are_the_scorers_scores() -> None:
+    corpus = sample()[:2]
+    direct = run(corpus, partial(DetectorScorer, "surprise", alert=5.0, refractory_days=0.7))
+    found = surprises(corpus)
+    for s in corpus:
+        again = calibrated(found[s.name], "surprise", {"alert": 5.0, "refractory_days": 0.7})
+        np.testing.assert_array_equal(again, direct.scores[s.name])
+
+
+def test_each_folder_is_scored_with_what_the_others_chose() -> None:
+    corpus = sample()
+    cv = cross_validate(corpus, grid=SMALL_GRID)
+    assert [f.folder for f in cv.folds] == sorted({s.folder for s in corpus})
+    found = surprises(corpus)
+    for fold in cv.folds:
+        train = [s for s in corpus if s.folder != fold.folder]
+        test = [s for s in corpus if s.folder == fold.folder]
+        # The choice is the best on the others ...
+        choices = [dict(zip(SMALL_GRID, v, strict=True)) for v in _product(SMALL_GRID)]
+        on_train = [
+            {s.name: calibrated(found[s.name], "surprise", c) for s in train} for c in choices
+        ]
+        best = max(sweep(train, scored).best()[1] for scored in on_train)
+        scores = {s.name: calibrated(found[s.name], "surprise", fold.settings) for s in corpus}
+        threshold, raw = sweep(train, scores).best()
+        assert raw == best and threshold == fold.threshold
+        # ... and the folder left out is scored with it, at that threshold.
+        held = sum(score_file(s, scores[s.name], fold.threshold) for s in test)
+        assert fold.held_out == normalised(test, held, STANDARD)
+    assert cv.mean == pytest.approx(np.mean([f.held_out for f in cv.folds if f.windows]))
+
+
+def test_what_a_folder_holds_never_changes_what_it_is_scored_with() -> None:
+    corpus = sample()
+    left_out = next(s.folder for s in corpus if s.windows)
+    noisy = [
+        Series(s.folder, s.name, s.timestamps, s.values[::-1].copy(), s.windows)
+        if s.folder == left_out
+        else s
+        for s in corpus
+    ]
+    before = next(f for f in cross_validate(corpus, grid=SMALL_GRID).folds if f.folder == left_out)
+    after = next(f for f in cross_validate(noisy, grid=SMALL_GRID).folds if f.folder == left_out)
+    assert (after.settings, after.threshold, after.train) == (
+        before.settings,
+        before.threshold,
+        before.train,
+    )
+    assert after.held_out != before.held_out  # the same choice, judged on other data
+
+
+def test_a_folder_without_windows_is_left_out_of_the_mean() -> None:
+    corpus = sample()
+    quiet = [Series("quiet", "quiet/" + s.file, s.timestamps, s.values, []) for s in corpus[:1]]
+    cv = cross_validate([*corpus, *quiet], grid=SMALL_GRID)
+    fold = next(f for f in cv.folds if f.folder == "quiet")
+    assert fold.windows == 0 and fold.held_out is None and fold.false_alarms >= 0
+    assert (
+        len(cv.scored)
+        == len([f for f in cv.folds if f.windows])
+        == len(cv.folds)
+        - 1
+        - (
+            any(not s.windows for s in corpus)  # NAB's artificialNoAnomaly, where it is
+        )
+    )
+
+
+def test_the_grid_holds_the_scorers_defaults() -> None:
+    import inspect
+
+    defaults = inspect.signature(DetectorScorer).parameters
+    assert {k: defaults[k].default for k in GRID} in [
+        dict(zip(GRID, v, strict=True)) for v in _product(GRID)
+    ]
+
+
+def _product(grid: Mapping[str, tuple[float, ...]]) -> list[tuple[float, ...]]:
+    import itertools
+
+    return list(itertools.product(*grid.values()))
+
+
+def sample() -> list[Series]:
+    return load_corpus(NAB_SAMPLE / "data", NAB_SAMPLE / "labels" / "combined_windows.json")
