@@ -86,11 +86,29 @@ def _row(when: str, kind: str, text: str, style: str = "") -> str:
 
 def incident_change(body: Mapping[str, Any]) -> str:
     """One change of an incident as ``foreshock.incidents`` carries it
-    (``streams.sinks.wire``), as a replay's timeline shows it, dated in full."""
+    (``streams.sinks.wire``), as a replay's timeline shows it, dated in full;
+    the incident and its SEV named once, where the change's own text names them.
+
+    >>> change = {"at": 0.0, "kind": "opened", "id": "INC-1", "sev": 4}
+    >>> incident_change(change | {"text": "INC-1 SEV-4: db failing"}).count("INC-1")
+    1
+    >>> "INC-1 SEV-2: login" in incident_change(
+    ...     change | {"kind": "escalated", "sev": 2, "text": "SEV-2: login"})
+    True
+    >>> "INC-1 SEV-4: blast radius" in incident_change(
+    ...     change | {"kind": "blast_radius", "text": "blast radius now includes lb"})
+    True
+    """
     at = datetime.fromtimestamp(float(body["at"]), UTC).strftime("%Y-%m-%d %H:%M:%S")
     kind = Change(body["kind"])
-    text = f"{body['id']} SEV-{body['sev']}: {escape(str(body['text']))}"
-    return _row(at, kind, text, _CHANGE_STYLE.get(kind, "cyan"))
+    iid, sev, said = body["id"], f"SEV-{body['sev']}", str(body["text"])
+    if said.startswith(f"{iid} "):
+        named = said
+    elif said.startswith(f"{sev}:"):
+        named = f"{iid} {said}"
+    else:
+        named = f"{iid} {sev}: {said}"
+    return _row(at, kind, escape(named), _CHANGE_STYLE.get(kind, "cyan"))
 
 
 def _news(event: Event) -> tuple[str, str, float, str, str, str] | None:

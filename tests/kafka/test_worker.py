@@ -186,6 +186,7 @@ def test_two_workers_share_the_partitions_and_open_one_incident(
     assert len(shown) == len(written), shown
     for line, change in zip(shown, written, strict=True):
         assert f" {change['kind']} " in line and f"{change['id']} SEV-{change['sev']}:" in line
+        assert line.count(change["id"]) == 1 and line.count("SEV-") == 1, line
 
 
 def test_two_unrelated_outages_are_two_incidents_as_in_the_embedded_engine(
