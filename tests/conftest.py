@@ -92,8 +92,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 ARTEFACTS = Path(__file__).parents[1] / "out" / "test-artefacts"  # screenshots a run keeps
 
 
+@pytest.fixture
+def browser(chromium: Any) -> Iterator[Any]:
+    """The session's browser on a blank page, its console emptied: a page an
+    earlier test left open (its server gone, retrying) must not speak into
+    this test's console."""
+    chromium.get("about:blank")
+    console_errors(chromium)  # reading the log empties it
+    yield chromium
+    chromium.get("about:blank")
+
+
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def chromium() -> Iterator[Any]:
     """Debian's headless chromium, driven through its chromedriver (Selenium):
     one browser for the session; its console is logged for the tests to read."""
     from selenium import webdriver
