@@ -33,7 +33,7 @@ from streams.sinks.base import Sink
 from streams.sinks.wire import event_to_dict
 
 KEEP_RESOLVED = 50  # resolved incidents still listed, the latest first
-POINTS = 240  # points kept per evidence series: 20 minutes of 5-second samples
+POINTS = 240  # points kept per evidence series: four minutes of 1-second samples
 SERIES = 2_000  # evidence series kept at most, the least recently fed dropped first
 
 _WARNINGS = ("ExhaustionWarning", "CreepWarning")
@@ -105,16 +105,18 @@ class Board:
             return
         self.version += 1
 
-    @_locked
     def sample(self, tel: Telemetry) -> None:
-        """The points of a watched entity's series, from a telemetry message."""
+        """The points of a watched entity's series, from a telemetry message.
+        Every message the worker reads passes here: the lock only for the few
+        that are watched."""
         if tel.entity not in self.watched:
             return
-        for metric, values in tel.metrics.items():
-            for t, v in zip(tel.ts, values, strict=True):
-                if v == v:  # NaN: no sample
-                    self._point((tel.entity, metric), float(t), float(v))
-        self.version += 1
+        with self.lock:
+            for metric, values in tel.metrics.items():
+                for t, v in zip(tel.ts, values, strict=True):
+                    if v == v:  # NaN: no sample
+                        self._point((tel.entity, metric), float(t), float(v))
+            self.version += 1
 
     def _take_incident(self, body: dict[str, Any]) -> None:
         iid = body["id"]
