@@ -1,18 +1,22 @@
-"""``foreshock bench kafka``: one worker's throughput and lag on a real broker.
+"""``foreshock bench kafka``: the workers' throughput and lag on a real broker.
 
 Throughput: the scenario is published first; then a bare aiokafka consumer
-reads the same telemetry (fetching and nothing else), one worker detects on
-it, and a Faust agent that does nothing reads it too (the ceiling of any
-Faust worker); each figure is samples over the time from its first record
-to its last. Lag: on a second, isolated set of topics, the scenario is
-published at a steady pace below capacity while the worker runs; for every
-window the worker decides, the lag is from when the telemetry message that
-closed the window was sent to when the worker's report reached the broker.
+reads the same telemetry (fetching and nothing else), a group of workers
+(one by default) detects on it, and a Faust agent that does nothing reads it
+too (the ceiling of any Faust worker); each figure is samples over the time
+from its first record to its last. The window reports the workers wrote are
+then fed to one correlator in process: the reports per second that one
+correlator can take, whatever the number of workers feeding it. Lag: on a
+second, isolated set of topics, the scenario is published at a steady pace
+below capacity while the workers run; for every window they decide, the lag
+is from when the telemetry message that closed the window was sent to when
+its report reached the broker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import re
@@ -35,8 +39,12 @@ from infra import kafka
 from infra.settings import Settings
 from models.changes import ChangeEvent
 from models.config import PipelineConfig
+from models.correlate import CorrelateStage
+from models.impact import Business
 from models.pipeline import DetectionPipeline
+from models.report import WindowReport
 from models.schema import Telemetry, encode
+from models.topology import Topology
 from producers.kafka import publish
 from producers.scenario import Scenario
 from producers.sources.simulator import Simulator
@@ -158,6 +166,22 @@ class WorkerProcess:
         self.stop()
 
 
+@contextlib.contextmanager
+def worker_group(s: Settings, workdir: Path, count: int = 1) -> Iterator[list[WorkerProcess]]:
+    """``count`` workers in one consumer group, all started at once, each
+    ready when this yields; stopped on leaving."""
+    with contextlib.ExitStack() as stack:
+        group = [
+            stack.enter_context(
+                WorkerProcess(worker_env(s), workdir / f"{s.app_id}-{i}.log", workdir)
+            )
+            for i in range(count)
+        ]
+        for worker in group:
+            worker.wait_ready()
+        yield group
+
+
 async def records(
     s: Settings,
     topics: Iterable[str],
@@ -223,7 +247,11 @@ async def sources_with_data(s: Settings) -> set[str]:
 
 
 def throughput(
-    s: Settings, scenario: Scenario, sim_args: tuple[Any, ...], workdir: Path
+    s: Settings,
+    scenario: Scenario,
+    sim_args: tuple[Any, ...],
+    workdir: Path,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """On isolated settings (``isolated``), which the caller deletes when done."""
     sim = Simulator(scenario, *sim_args)
@@ -231,24 +259,27 @@ def throughput(
     topics = kafka.telemetry_topics(s).values()
     bare_s = asyncio.run(bare_consumer(s, topics, published.messages))
     sources = asyncio.run(sources_with_data(s))
-    with WorkerProcess(worker_env(s), workdir / f"{s.app_id}.log", workdir) as worker:
-        # The worker creates its output topics before it is ready; a consumer
-        # subscribed earlier asks for a topic the broker does not know yet.
-        worker.wait_ready()
+    with worker_group(s, workdir, workers) as group:
+        # The workers create their output topics before they are ready; a
+        # consumer subscribed earlier asks for a topic the broker does not know yet.
         reports = asyncio.run(
             records(
                 s,
                 [s.topic(kafka.WINDOWS)],
                 Reports(sources, scenario.end).done,
                 1800,
-                lambda: worker.alive,
+                lambda: all(w.alive for w in group),
             )
         )
     worker_s = _span_s(reports)
+    raws = (r.value or b"" for r in reports)
+    correlated, correlator_s = correlator_ceiling(raws, sim.topology, sim.business)
     passthrough_s = _passthrough(s, workdir, published.messages)
     embedded_s = _embedded(Simulator(scenario, *sim_args))
     return {
         "scenario": scenario.name,
+        "workers": workers,
+        "partitions": s.partitions,
         "messages": published.messages,
         "samples": published.samples,
         "bytes": published.bytes,
@@ -263,8 +294,29 @@ def throughput(
         "ratio_to_passthrough_agent": round(passthrough_s / worker_s, 3),
         "embedded_s": round(embedded_s, 2),
         "embedded_samples_per_s": round(published.samples / embedded_s),
+        "ratio_to_embedded": round(embedded_s / worker_s, 3),
         "ratio_embedded_to_bare_consumer": round(bare_s / embedded_s, 3),
+        "reports": correlated,
+        "reports_per_s": round(correlated / worker_s, 1),
+        "correlator_reports_per_s": round(correlated / correlator_s),
     }
+
+
+def correlator_ceiling(
+    raws: Iterable[bytes], topology: Topology, business: Business
+) -> tuple[int, float]:
+    """The window reports among ``raws`` (records of the windows topic;
+    forwarded changes left out), and the seconds one correlator takes to
+    parse and correlate them all in process: the most reports per second
+    any number of workers can feed it."""
+    correlator = CorrelateStage(topology, business, PipelineConfig())
+    began = time.perf_counter()
+    reports = [r for raw in raws if isinstance(r := WindowReport.parse(raw), WindowReport)]
+    correlator.expect({r.source for r in reports})
+    for report in reports:
+        correlator.add(report)
+    correlator.finish()
+    return len(reports), time.perf_counter() - began
 
 
 def _embedded(sim: Simulator) -> float:
@@ -301,6 +353,7 @@ def lag(
     workdir: Path,
     speed: float,
     seconds: float,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """On isolated settings (``isolated``), which the caller deletes when done."""
     sim = Simulator(scenario, *sim_args)
@@ -314,8 +367,7 @@ def lag(
     def note(tel: Telemetry) -> None:
         sent.setdefault(tel.time, time.time())
 
-    with WorkerProcess(worker_env(s), workdir / f"{s.app_id}.log", workdir) as worker:
-        worker.wait_ready()  # before the clock starts
+    with worker_group(s, workdir, workers) as group:  # ready before the clock starts
         published = asyncio.run(publish(s, _until(sim.messages(), last), speed, on_send=note))
         sources = asyncio.run(sources_with_data(s))
         reports = asyncio.run(
@@ -324,7 +376,7 @@ def lag(
                 [s.topic(kafka.WINDOWS)],
                 Reports(sources, max(sent)).done,
                 600,
-                lambda: worker.alive,
+                lambda: all(w.alive for w in group),
             )
         )
     lags = np.array(

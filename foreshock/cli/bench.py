@@ -101,16 +101,25 @@ def kafka(
     lag_seconds: Annotated[
         float, typer.Option(callback=above_zero, help="wall seconds of the lag run")
     ] = 60.0,
+    workers: Annotated[
+        int, typer.Option(min=1, help="worker processes in one group, on this machine")
+    ] = 1,
+    partitions: Annotated[
+        int | None,
+        typer.Option(min=1, help="partitions per telemetry topic [default: FORESHOCK_PARTITIONS]"),
+    ] = None,
     workdir: Workdir = Path("out/bench-kafka"),
     json: Json = False,
     keep_topics: KeepTopics = False,
 ) -> None:
-    """One worker on the broker (FORESHOCK_KAFKA_BOOTSTRAP): samples/s end to end,
-    against a bare aiokafka consumer and a do-nothing Faust agent reading the same
-    messages, and ingest-to-emission lag."""
+    """Workers on the broker (FORESHOCK_KAFKA_BOOTSTRAP): samples/s end to end,
+    against a bare aiokafka consumer, a do-nothing Faust agent and the same
+    models without Kafka; the correlator's ceiling; ingest-to-emission lag."""
     from bench.kafka import isolated, lag, throughput
 
     settings = settings_of(ctx)
+    if partitions is not None:
+        settings = settings.model_copy(update={"partitions": partitions})
     sc = find_scenario(settings, scenario)
     reach_broker(settings)
     sim_args = (*topology_and_business(settings), seed)
@@ -118,10 +127,11 @@ def kafka(
         workdir.mkdir(parents=True, exist_ok=True)
     runs = [isolated(settings), isolated(settings)]  # throughput, lag
     try:
-        with console.status("throughput: publishing, bare consumer, one worker…"):
-            result = throughput(runs[0], sc, sim_args, workdir)
+        group = f"{workers} worker{'s' if workers > 1 else ''}"
+        with console.status(f"throughput: publishing, bare consumer, {group}…"):
+            result = throughput(runs[0], sc, sim_args, workdir, workers)
         with console.status(f"lag: publishing at ×{lag_speed:g} for {lag_seconds:g} s…"):
-            result |= lag(runs[1], sc, sim_args, workdir, lag_speed, lag_seconds)
+            result |= lag(runs[1], sc, sim_args, workdir, lag_speed, lag_seconds, workers)
     finally:
         _clean_up(runs, keep_topics, json)
     if json:

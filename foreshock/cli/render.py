@@ -240,7 +240,12 @@ def kafka_table(result: Mapping[str, Any], title: str, lag_speed: float) -> Tabl
     """``bench kafka``: throughput against its baselines, and lag."""
     table = Table("figure", "value", title=title)
     table.add_row("samples", f"{result['samples']:,} in {result['messages']:,} messages")
-    table.add_row("one worker, end to end", f"{result['samples_per_s']:,} samples/s")
+    workers = result["workers"]
+    group = "one worker" if workers == 1 else f"{workers} workers, in total"
+    table.add_row(
+        f"{group}, end to end ({result['partitions']} partitions)",
+        f"{result['samples_per_s']:,} samples/s",
+    )
     table.add_row("bare aiokafka consumer", f"{result['bare_consumer_samples_per_s']:,} samples/s")
     table.add_row("ratio worker / bare consumer", f"{result['ratio']:.3f}")
     table.add_row(
@@ -252,6 +257,14 @@ def kafka_table(result: Mapping[str, Any], title: str, lag_speed: float) -> Tabl
     )
     table.add_row(
         "ratio of those / bare consumer", f"{result['ratio_embedded_to_bare_consumer']:.3f}"
+    )
+    table.add_row(f"ratio {group} / those", f"{result['ratio_to_embedded']:.3f}")
+    table.add_row(
+        "window reports to the correlator",
+        f"{result['reports']:,} ({result['reports_per_s']:,.0f}/s in this run)",
+    )
+    table.add_row(
+        "one correlator's ceiling, in process", f"{result['correlator_reports_per_s']:,} reports/s"
     )
     table.add_row(
         f"lag at ×{lag_speed:g} ({result['lag_samples_per_s']:,} samples/s)",
