@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).parents[1] / "README.md"
 START = "<!-- demo-output:start -->"
 END = "<!-- demo-output:end -->"
@@ -43,6 +45,7 @@ def split_readme(text: str) -> tuple[str, str, str]:
     return head + start, block.removesuffix("\n"), end + tail
 
 
+@pytest.mark.slow  # the whole reference day, as `make demo` replays it
 def test_readme_shows_what_make_demo_prints() -> None:
     _, block, _ = split_readme(README.read_text())
     assert WALL_TIME.sub("", block) == WALL_TIME.sub("", demo_output()), (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 
 import orjson
 import pytest
@@ -29,6 +30,8 @@ from models.schema import (
 T = 1_664_887_505.0  # 2022-10-04, inside the plausible range
 
 PROPERTY = settings(database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# make check runs the largest properties on a tenth of their examples (FUZZ_SCALE=0.1).
+MANY = max(200, round(2000 * float(os.environ.get("FUZZ_SCALE", "1"))))
 
 
 def pods(**override):
@@ -458,7 +461,7 @@ def check_outcome(result):
 # Properties
 
 
-@settings(PROPERTY, max_examples=2000)
+@settings(PROPERTY, max_examples=MANY)
 @given(
     st.binary(max_size=200) | JSON_VALUES.map(orjson.dumps) | near_valid_bodies().map(orjson.dumps)
 )
@@ -467,7 +470,7 @@ def test_decode_never_raises(raw):
     check_outcome(decode(raw))
 
 
-@settings(PROPERTY, max_examples=2000)
+@settings(PROPERTY, max_examples=MANY)
 @given(JSON_VALUES | near_valid_bodies())
 @example({"v": 1, "family": {}, "entity": "x", "time": 1e9, "ts": []})
 def test_validate_never_raises(body):
@@ -583,7 +586,7 @@ COLUMN_VALUES = st.one_of(
 )
 
 
-@settings(PROPERTY, max_examples=2000)
+@settings(PROPERTY, max_examples=MANY)
 @given(
     st.sampled_from(["redis", "pods", "logins"]).flatmap(
         lambda family: st.tuples(
