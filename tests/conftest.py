@@ -90,6 +90,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 ARTEFACTS = Path(__file__).parents[1] / "out" / "test-artefacts"  # screenshots a run keeps
+# How many inputs the fuzz and the largest property tests run, times their
+# full count: make check sets 0.1, make test leaves 1.
+FUZZ_SCALE = float(os.environ.get("FUZZ_SCALE", "1"))
 
 
 @pytest.fixture

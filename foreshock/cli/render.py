@@ -247,11 +247,11 @@ def kafka_table(result: Mapping[str, Any], title: str, lag_speed: float) -> Tabl
         f"{result['samples_per_s']:,} samples/s",
     )
     table.add_row("bare aiokafka consumer", f"{result['bare_consumer_samples_per_s']:,} samples/s")
-    table.add_row("ratio worker / bare consumer", f"{result['ratio']:.3f}")
+    table.add_row(f"ratio {group} / bare consumer", f"{result['ratio']:.3f}")
     table.add_row(
         "Faust agent doing nothing", f"{result['passthrough_agent_samples_per_s']:,} samples/s"
     )
-    table.add_row("ratio worker / that agent", f"{result['ratio_to_passthrough_agent']:.3f}")
+    table.add_row(f"ratio {group} / that agent", f"{result['ratio_to_passthrough_agent']:.3f}")
     table.add_row(
         "same models, same bytes, no Kafka", f"{result['embedded_samples_per_s']:,} samples/s"
     )

@@ -11,7 +11,6 @@ them. Run ``pytest -n 0 -s tests/models/test_fuzz.py`` to see the figures.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,9 +32,9 @@ from models.schema import (
     decode,
     validate,
 )
+from tests.conftest import FUZZ_SCALE as SCALE
 from tests.models.test_schema import JSON_VALUES
 
-SCALE = float(os.environ.get("FUZZ_SCALE", "1"))
 FUZZ = settings(
     database=None,
     deadline=None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 
 import orjson
 import pytest
@@ -26,12 +25,13 @@ from models.schema import (
     encode,
     validate,
 )
+from tests.conftest import FUZZ_SCALE
 
 T = 1_664_887_505.0  # 2022-10-04, inside the plausible range
 
 PROPERTY = settings(database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # make check runs the largest properties on a tenth of their examples (FUZZ_SCALE=0.1).
-MANY = max(200, round(2000 * float(os.environ.get("FUZZ_SCALE", "1"))))
+MANY = max(200, round(2000 * FUZZ_SCALE))
 
 
 def pods(**override):

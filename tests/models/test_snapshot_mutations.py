@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 from typing import Any
 
 import orjson
@@ -22,6 +21,7 @@ from models.schema import Telemetry
 from models.snapshot import IncompatibleSnapshot
 from models.topology import Topology
 from producers.sources import Simulator
+from tests.conftest import FUZZ_SCALE as SCALE
 from tests.conftest import _defaults
 
 CONFIG = PipelineConfig()
@@ -127,7 +127,6 @@ def _drop(doc: Any, path: tuple[Any, ...]) -> None:
 # The pods world is small enough that 3,000 examples hit each of its fields
 # about ten times; every family's snapshot is ten times larger and slower.
 EXAMPLES = {"pods": 3000, "every family": 1000}
-SCALE = float(os.environ.get("FUZZ_SCALE", "1"))
 
 
 def mutations(name: str) -> st.SearchStrategy[list[tuple[tuple[Any, ...], Any, bool]]]:
