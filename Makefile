@@ -64,20 +64,23 @@ servers:
 	  apt-get update && apt-get install -y --no-install-recommends $(SERVER_PACKAGES); \
 	fi
 
-# Everything. The broker is stopped whatever pytest does; pytest's exit code
-# is kept, and it prints the 25 slowest tests.
+# `$(call with_broker,COMMAND)`: COMMAND with the broker up, its exit code
+# kept. A broker started here is stopped after, whatever COMMAND does; one
+# that was running already (someone's own) is left running.
+with_broker = up=$$($(PYTHON) broker/kafka.py status >/dev/null 2>&1 && echo yes); \
+	$(PYTHON) broker/kafka.py start && $(1); rc=$$?; \
+	[ -n "$$up" ] || $(PYTHON) broker/kafka.py stop; exit $$rc
+
+# Everything, with the broker; pytest prints the 25 slowest tests.
 # (No $(MAKE) in these lines, so `make -n test` does not run pytest.)
 test: lint servers
-	$(call timed,broker start,$(PYTHON) broker/kafka.py start)
-	$(call timed,tests,( $(BIN)/pytest --durations=25; rc=$$?; $(PYTHON) broker/kafka.py stop; exit $$rc ))
+	$(call timed,tests,( $(call with_broker,$(BIN)/pytest --durations=25) ))
 
 # The lab: a real Redis that leaks, watched through Prometheus, remote_write,
 # the broker and a worker (foreshock lab); everything it starts is stopped.
 .PHONY: lab
 lab: $(STAMP) servers
-	$(PYTHON) broker/kafka.py start
-	( FORESHOCK_KAFKA_BOOTSTRAP=$$(cat broker/.run/bootstrap) $(BIN)/foreshock lab; rc=$$?; \
-	  $(PYTHON) broker/kafka.py stop; exit $$rc )
+	( $(call with_broker,FORESHOCK_KAFKA_BOOTSTRAP=$$(cat broker/.run/bootstrap) $(BIN)/foreshock lab) )
 
 # The remote_write message classes, from the .proto kept beside them.
 .PHONY: proto

@@ -75,7 +75,7 @@ class GapWatch:
         changes: list[TelemetryGap] = []
         if not present:  # nobody spoke: the stream paused, no entity is singled out
             return changes
-        for entity in present:
+        for entity in sorted(present):  # a set's order changes from run to run; events must not
             last = self.last_seen.get(entity)
             if last is not None and start > last:
                 silence = start - last - self.window_s

@@ -6,6 +6,7 @@ Happy noise ("this album is fire") must not count; "is it down?" must.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _OUTAGE = re.compile(
     r"\b(down|outage|not working|isn'?t working|won'?t (load|play|log ?in)|"
@@ -15,6 +16,7 @@ _OUTAGE = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)  # mentions repeat: retweets, the same complaint
 def is_outage_mention(text: str) -> bool:
     """
     >>> is_outage_mention("is it down for anyone else??")

@@ -94,10 +94,13 @@ class EventClock:
         if before == time:
             return
         self.latest[entity] = time
-        if before is not None and time < before and any(e == entity for _, e in self._top):
+        leads = any(e == entity for _, e in self._top)
+        if before is not None and time < before and leads:
             # A leader went back: the rare case, worth a look at every sender.
             self._top = heapq.nlargest(2, ((t, e) for e, t in self.latest.items()))
             return
+        if not leads and len(self._top) == 2 and (time, entity) < self._top[1]:
+            return  # behind both leaders: most claims
         top = [(t, e) for t, e in self._top if e != entity]
         top.append((time, entity))
         top.sort(reverse=True)
@@ -285,8 +288,11 @@ class Windower:
         return start, _aggregate(family, entity, acc, delivered)
 
     def _close(self, until: float) -> list[ClosedWindow]:
+        due = [s for s in self._open if s + self.window_s <= until]
+        if not due and not until - until % self.window_s > self.closed_until:
+            return []  # nothing to close or mark: most messages
         closed: list[ClosedWindow] = []
-        for start in sorted(s for s in self._open if s + self.window_s <= until):
+        for start in sorted(due):
             values: dict[SeriesKey, float] = {}
             for entity, (family, acc) in self._open.pop(start).items():
                 values.update(_aggregate(family, entity, acc, self.window_s))

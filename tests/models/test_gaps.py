@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from models.config import PipelineConfig
 from models.evidence import EvidenceKind
 from models.gaps import GapWatch, TelemetryGap
@@ -105,3 +109,32 @@ def test_a_service_gone_silent_while_its_users_fail_is_named_and_listed(business
     assert last.telemetry_gaps == ("api",)
     assert last.suspects[0].reasons[0].startswith("telemetry silent from")
     assert last.to_dict()["telemetry_gaps"] == ["api"]
+
+
+# Many entities reported, then all but one fall silent in the same window.
+_GAPS_IN_ORDER = """
+from models.gaps import GapWatch
+watch = GapWatch(window_s=10, gap_after_s=30)
+everyone = {f"pod-{i:02d}" for i in range(40)}
+for t in range(0, 200, 10):
+    watch.update(float(t), t + 15.0, everyone)
+gaps = [g for t in range(200, 300, 10) for g in watch.update(float(t), t + 15.0, {"pod-00"})]
+print(" ".join(g.entity for g in gaps))
+"""
+
+
+def test_gaps_that_start_together_come_in_the_same_order_in_every_run():
+    """A replay gives the same events in the same order every time: the
+    entities of a window are a set, whose order changes with the hash seed."""
+    orders = {
+        subprocess.run(
+            [sys.executable, "-c", _GAPS_IN_ORDER],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(orders) == 1
+    assert len(orders.pop().split()) == 39
