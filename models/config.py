@@ -34,6 +34,10 @@ class PipelineConfig:
     # went wrong within this of each other, opens an incident before users
     # are hurt (SEV-4, escalated when they are).
     failing_together_s: float = 60.0
+    # A failure reaches the callers of what failed within this. A caller that
+    # goes wrong later, just after another of its dependencies did, which
+    # failed this long after the first, fails because of that one.
+    cascade_s: float = 60.0
     # The part of a window delivered so far may raise an open incident's SEV
     # from a user-facing series losing at least this share of its users.
     early_loss_floor: float = 0.02

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,18 +83,72 @@ def _failing(topology: Topology, node: str, evidence: Iterable[Evidence]) -> boo
 
 
 def blast_radius(
-    topology: Topology, root: str, affected: Iterable[str], starved: Iterable[str] = ()
+    topology: Topology,
+    root: str,
+    affected: Iterable[str],
+    starved: Iterable[str] = (),
+    onsets: Mapping[str, float] | None = None,
+    apart_s: float = 60.0,
 ) -> list[str]:
     """What ``root`` explains among the ``affected`` components: those that
     depend on it through affected components (errors and latency travel to
     callers that show them), and those of
     ``starved`` (showing only a change of traffic) that it depends on, whose
-    traffic it cut or multiplied."""
+    traffic it cut or multiplied. With ``onsets``, a component whose own
+    dependency failed apart from ``root`` is that failure's
+    (``_failed_apart``), not ``root``'s."""
     behind = topology.upstream[root] & frozenset(starved)
     through = frozenset(affected)
+    failing = through - frozenset(starved)
     return sorted(
-        n for n in through if n != root and (n in behind or _explains(topology, root, n, through))
+        n
+        for n in through
+        if n != root
+        and (
+            n in behind
+            or (
+                _explains(topology, root, n, through)
+                and (
+                    onsets is None or not _failed_apart(topology, root, n, failing, onsets, apart_s)
+                )
+            )
+        )
     )
+
+
+def _failed_apart(
+    topology: Topology,
+    root: str,
+    node: str,
+    failing: frozenset[str],
+    onsets: Mapping[str, float],
+    apart_s: float,
+) -> bool:
+    """Whether ``node`` went wrong after another failure it depends on, one
+    apart from ``root``: a failing component ``node`` reaches (directly or
+    through failing components) that ``root`` does not explain, which went
+    wrong ``apart_s`` or more after ``root`` and no later than ``node``. A
+    cascade reaches callers within seconds; a caller that fails minutes
+    later, just after another of its dependencies did, fails because of
+    that one.
+
+    >>> world = Topology.from_dict({"nodes": {n: {"family": "pods", "entities": [n],
+    ...     "depends_on": d} for n, d in {"app": ["svc", "db2"], "svc": ["db"],
+    ...     "db": [], "db2": []}.items()}})
+    >>> late = {"db": 0.0, "svc": 10.0, "db2": 200.0, "app": 210.0}
+    >>> _failed_apart(world, "db", "app", frozenset(late), late, 60.0)
+    True
+    >>> along = {"db": 0.0, "svc": 10.0, "db2": 30.0, "app": 40.0}
+    >>> _failed_apart(world, "db", "app", frozenset(along), along, 60.0)
+    False
+    """
+    start, own = onsets[root], onsets[node]
+    for dep in _reach(topology, node, failing) & failing:
+        if dep == root or root in _reach(topology, dep, failing):
+            continue
+        if start + apart_s <= onsets[dep] <= own:
+            return True
+    return False
 
 
 def _explains(topology: Topology, root: str, node: str, affected: frozenset[str]) -> bool:
@@ -143,6 +197,7 @@ def rank_root_causes(
     evidence: dict[str, list[Evidence]],
     changes: Iterable[ChangeEvent] = (),
     lead_s: float = 1800.0,
+    apart_s: float = 60.0,
 ) -> list[Suspect]:
     """Rank anomalous components as probable root causes, best first.
 
@@ -171,7 +226,7 @@ def rank_root_causes(
         change = _change_before(changes, topology, node, onset, lead_s)
         if change is None and topology.upstream[node] & failing:
             continue
-        explains = blast_radius(topology, node, onsets, starved)
+        explains = blast_radius(topology, node, onsets, starved, onsets, apart_s)
         shown = tuple(sorted(evidence.get(node, ()), key=str))
         reasons = _reasons(node, onset, first, explains, shown, starved, evidence)
         if node in seen:
@@ -679,7 +734,8 @@ class CorrelateStage(Snapshotted):
         onsets = {node: min(ev.values()) for node, ev in touched.items()}
         evidence = {node: list(ev) for node, ev in touched.items()}
         lead = self.config.change_lead_s
-        suspects = rank_root_causes(self.topology, onsets, evidence, self.changes, lead)
+        cascade = self.config.cascade_s
+        suspects = rank_root_causes(self.topology, onsets, evidence, self.changes, lead, cascade)
         unseen = {e: self.topology.node_of[e] for e in self.gaps}
         events = self._step_apart(at, suspects, losses, unseen)
         if not idle:

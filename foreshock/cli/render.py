@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from bench.detection import pages_of
 from models.detect import Anomaly
 from models.gaps import TelemetryGap
 from models.incident import Change, Incident, IncidentEvent
@@ -176,8 +177,13 @@ def incident_table(inc: Incident, truth: Truth) -> Table:
 
 def replay_summary(result: Replay) -> list[RenderableType]:
     """After a replay: each incident, the detection times, and the run's figures."""
-    truth = result.scenario.truth
-    out: list[RenderableType] = [incident_table(inc, truth) for inc in result.incidents]
+    truth, truths = result.scenario.truth, result.scenario.truths
+    # Each incident timed against its own fault, where a scenario has several.
+    pages = zip(truths, pages_of(result.incidents, truths), strict=True)
+    fault_of = {page.id: fault for fault, page in pages if page is not None}
+    out: list[RenderableType] = [
+        incident_table(inc, fault_of.get(inc.id, truth)) for inc in result.incidents
+    ]
     if not out:
         out.append("\n[bold green]No incident.[/]")
     mttd = result.mttd()

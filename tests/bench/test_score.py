@@ -144,3 +144,15 @@ def test_two_outages_at_once_replay_as_two_incidents_each_right(replayed, topolo
     assert scored["detected"] and scored["sev_correct"] and scored["root_cause_correct"]
     assert scored["false_pages"] == 0
     assert [f["region"] for f in scored["faults"]] == [None, "us-west"]
+
+
+def test_two_outages_whose_users_meet_downstream_replay_as_two_incidents(replayed, topology):
+    """A fault minutes into another, whose victims are also the first's
+    callers' callers: each fault its own incident, root cause and SEV."""
+    result = replayed("outages-meet-downstream", 1, short=True)
+    scored = evaluate(result, topology)
+    assert scored["pages"] == 2, [(i.id, i.root_cause) for i in result.incidents]
+    assert scored["detected"] and scored["sev_correct"] and scored["root_cause_correct"]
+    assert scored["false_pages"] == 0
+    shard = next(i for i in result.incidents if i.root_cause == "mongodb")
+    assert shard.blast_radius == ("playlist-svc",) and shard.sev == 3

@@ -96,6 +96,37 @@ def test_one_cascade_is_still_one_incident(stage):
     assert {"user-svc", "api-gateway", "music-svc", "playlist-svc"} <= set(inc.blast_radius)
 
 
+# Minutes into the database outage, a MongoDB shard slows: playlist-svc, which
+# calls both user-svc (failing since the start) and mongodb, fails just after.
+SHARD = [Evidence("mongodb", "p99_latency_ms"), Evidence("mongodb", "error_rate")]
+PLAYLISTS = [Evidence("playlist-svc", "error_rate"), Evidence("playlist-svc", "p99_latency_ms")]
+PLAYLISTS_FAIL = {("playlist-svc", "error_rate"): 0.4}
+
+
+def test_a_caller_failing_just_after_a_second_fault_is_that_faults_incident(stage):
+    """Two faults whose users meet downstream: playlist-svc depends on the
+    database's victim user-svc too, but it failed minutes after the database,
+    just after mongodb did: it is mongodb's, an incident of its own."""
+    events = run(
+        stage, {0: (DATABASE, LOGINS_FAIL), 20: (SHARD, {}), 22: (PLAYLISTS, PLAYLISTS_FAIL)}, 40
+    )
+    assert set(opened(events)) == {"postgres", "mongodb"}, [e.text for e in events]
+    db, shard = last(events, "postgres"), last(events, "mongodb")
+    assert "playlist-svc" in shard.blast_radius and "playlist-svc" not in db.blast_radius
+    assert "playlists" in shard.sev_reasons[0] and db.sev == 1
+
+
+def test_a_second_fault_within_the_cascade_is_one_incident(stage):
+    """The same failures, all within the first minute: one cascade, whose
+    root cause explains playlist-svc through user-svc."""
+    events = run(
+        stage, {0: (DATABASE, LOGINS_FAIL), 2: (SHARD, {}), 3: (PLAYLISTS, PLAYLISTS_FAIL)}
+    )
+    assert list(opened(events)) == ["postgres"], [e.text for e in events]
+    assert "playlist-svc" in last(events, "postgres").blast_radius
+    assert stage.apart == []
+
+
 def test_a_fault_without_users_of_its_own_joins_no_incident_apart(stage):
     # mongodb wobbles during the database outage: no users of its own fail.
     events = run(stage, {0: (DATABASE, LOGINS_FAIL), 5: ([Evidence("mongodb", "error_rate")], {})})
