@@ -207,7 +207,8 @@ def rank_root_causes(
     its symptom, never a cause (unless nothing else is wrong), and so is one
     instance's lone blip where the component has its own series. A suspect with
     a failing dependency is only a victim, unless it was changed shortly
-    before its symptoms. A change shortly before them leads the ranking;
+    before its symptoms and the change explains that dependency's failure
+    (``_blamed``). A change shortly before them leads the ranking;
     then the suspect explaining the most components; then the first to go
     wrong.
     """
@@ -224,8 +225,9 @@ def rank_root_causes(
             continue
         onset = onsets[node]
         change = _change_before(changes, topology, node, onset, lead_s)
-        if change is None and topology.upstream[node] & failing:
-            continue
+        broken = topology.upstream[node] & failing
+        if broken and not (change and _blamed(change, node, broken, onsets, evidence)):
+            continue  # a victim of what it depends on, changed or not
         explains = blast_radius(topology, node, onsets, starved, onsets, apart_s)
         shown = tuple(sorted(evidence.get(node, ()), key=str))
         reasons = _reasons(node, onset, first, explains, shown, starved, evidence)
@@ -254,6 +256,36 @@ def rank_root_causes(
         suspects.append(suspect)
     suspects.sort(key=lambda s: (s.change is None, -len(s.explains), s.onset, s.node))
     return suspects
+
+
+def _blamed(
+    change: ChangeEvent,
+    node: str,
+    broken: Iterable[str],
+    onsets: Mapping[str, float],
+    evidence: Mapping[str, list[Evidence]],
+) -> bool:
+    """Whether a change to ``node`` explains the failing components it
+    depends on (``broken``), and not they its symptoms: they went wrong
+    after the change, and either ``node`` went wrong no later than they did,
+    or one of them took a surge of traffic (the change overloaded it). A
+    deploy minutes before a database fails on its own, or one during an
+    outage, is no cause of it.
+
+    >>> from models.changes import ChangeKind
+    >>> deploy = ChangeEvent(100.0, "app", ChangeKind.DEPLOY)
+    >>> db_first = {"app": 500.0, "db": 480.0}
+    >>> surged = {"db": [Evidence("db", "request_rate", EvidenceKind.SURGE)]}
+    >>> [_blamed(deploy, "app", ["db"], db_first, seen) for seen in ({}, surged)]
+    [False, True]
+    >>> _blamed(deploy, "app", ["db"], {"app": 470.0, "db": 480.0}, {})
+    True
+    """
+    after = [d for d in broken if onsets[d] >= change.time]
+    if not after:
+        return False
+    surged = any(ev.kind is EvidenceKind.SURGE for d in after for ev in evidence.get(d, ()))
+    return surged or onsets[node] <= min(onsets[d] for d in broken)
 
 
 def _failing_toward(

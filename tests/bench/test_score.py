@@ -156,3 +156,12 @@ def test_two_outages_whose_users_meet_downstream_replay_as_two_incidents(replaye
     assert scored["false_pages"] == 0
     shard = next(i for i in result.incidents if i.root_cause == "mongodb")
     assert shard.blast_radius == ("playlist-svc",) and shard.sev == 3
+
+
+def test_a_deploy_minutes_before_an_unrelated_failure_is_not_its_cause(replayed, topology):
+    result = replayed("innocent-deploy", 1, short=True)
+    scored = evaluate(result, topology)
+    assert scored["pages"] == 1, [(i.id, i.root_cause) for i in result.incidents]
+    assert scored["detected"] and scored["sev_correct"] and scored["root_cause_correct"]
+    (inc,) = result.incidents
+    assert "postgres" not in inc.blast_radius and "user-svc" in inc.blast_radius

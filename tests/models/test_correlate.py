@@ -283,3 +283,22 @@ def test_a_change_shortly_before_the_symptoms_leads_even_a_victim(topology):
     for late in (change("user-svc", -1000.0), change("user-svc", 105.0)):
         (top,) = rank_root_causes(topology, onsets, evidence, [late], lead_s=900)
         assert top.node == "redis-sessions" and top.change is None
+
+
+def test_a_change_is_no_cause_of_a_dependency_that_failed_on_its_own(topology):
+    # postgres fails at 500 s on its own: no surge of traffic, before its callers.
+    evidence = {
+        "postgres": [Evidence("postgres", "error_rate"), Evidence("postgres", "p99_latency_ms")],
+        "user-svc": [Evidence("user-svc", "error_rate")],
+        "api-gateway": [Evidence("api-gateway", "error_rate")],
+    }
+    onsets = {"postgres": 500.0, "user-svc": 515.0, "api-gateway": 525.0}
+    # user-svc deployed minutes before, or during the outage (a mitigation).
+    for deploy in (change("user-svc", 20.0), change("user-svc", 505.0)):
+        (top,) = rank_root_causes(topology, onsets, evidence, [deploy], lead_s=1800)
+        assert top.node == "postgres" and top.change is None
+    # The same deploy, but postgres took a surge of traffic: the deploy overloaded it.
+    surge = Evidence("postgres", "request_rate", EvidenceKind.SURGE)
+    surged = {**evidence, "postgres": [*evidence["postgres"], surge]}
+    top, *_ = rank_root_causes(topology, onsets, surged, [change("user-svc", 20.0)], lead_s=1800)
+    assert top.node == "user-svc" and "postgres" in top.explains
