@@ -777,7 +777,7 @@ class CorrelateStage(Snapshotted):
         # and the root cause the tracker holds yields only to what explains it.
         if not idle:
             assert current is not None
-            suspects.sort(key=lambda s: not _explained(s, current))
+            suspects.sort(key=lambda s: not current.holds(s))
         suspects = [s for s in suspects if not self._apart_only(s)]
         mine = self._outside_apart(losses)
         if paging:  # still hurt, once what the incidents apart took is left out
@@ -815,18 +815,18 @@ class CorrelateStage(Snapshotted):
     def _held(self) -> set[str]:
         """The components the tracker's open incident holds."""
         inc = self._tracked()
-        return set() if inc is None else _members(inc)
+        return set() if inc is None else inc.members
 
     def _apart_only(self, suspect: Suspect) -> bool:
         """Whether ``suspect`` belongs to an incident apart, not the tracker's."""
         inc = self._tracked()
-        if inc is not None and inc.root_cause is not None and _explained(suspect, inc):
+        if inc is not None and inc.root_cause is not None and inc.holds(suspect):
             return False
-        return any(_explained(suspect, i) for i in self._apart_open())
+        return any(i.holds(suspect) for i in self._apart_open())
 
     def _outside_apart(self, losses: dict[SeriesKey, float]) -> dict[SeriesKey, float]:
         """``losses`` but those of components an incident apart holds."""
-        theirs = {n for inc in self._apart_open() for n in _members(inc)} - self._held()
+        theirs = {n for inc in self._apart_open() for n in inc.members} - self._held()
         node_of = self.topology.node_of
         return {k: v for k, v in losses.items() if node_of[k[0]] not in theirs}
 
@@ -853,11 +853,11 @@ class CorrelateStage(Snapshotted):
         for lane in self.apart:
             inc = lane.current
             assert inc is not None
-            theirs = [s for s in suspects if _explained(s, inc) and self._apart_only(s)]
+            theirs = [s for s in suspects if inc.holds(s) and self._apart_only(s)]
             # What it explains now, while users hurt, and no other incident holds.
             now = self._active.keys() - held if inc.status is Status.OPEN else set()
             blast = [n for n in theirs[0].explains if n in now] if theirs else []
-            members = (_members(inc) | {s.node for s in theirs[:1]} | set(blast)) - held
+            members = (inc.members | {s.node for s in theirs[:1]} | set(blast)) - held
             own, persisted = self._own(members, losses)
             region = theirs[0].region if theirs else inc.root_region
             impact = user_impact(self.topology, own, region)
@@ -879,11 +879,11 @@ class CorrelateStage(Snapshotted):
         faults at once are two incidents, each with its SEV and root cause."""
         if current.root_cause is None:
             return []  # the tracker's incident may still explain anything
-        taken = {n for inc in [current, *self._apart_open()] for n in _members(inc)}
+        taken = {n for inc in [current, *self._apart_open()] for n in inc.members}
         events = []
         for suspect in suspects:
             opened = [current, *self._apart_open()]
-            if suspect.node in taken or any(_explained(suspect, i) for i in opened):
+            if suspect.node in taken or any(i.holds(suspect) for i in opened):
                 continue
             members = {suspect.node, *suspect.explains} - taken
             own, persisted = self._own(members, losses)
@@ -964,26 +964,11 @@ def _open(tracker: IncidentTracker) -> Incident | None:
     return None if inc is None or inc.status is Status.RESOLVED else inc
 
 
-def _members(inc: Incident) -> set[str]:
-    """The components an incident holds: its root cause and blast radius."""
-    return {*([inc.root_cause] if inc.root_cause else []), *inc.blast_radius}
-
-
-def _explained(suspect: Suspect, inc: Incident) -> bool:
-    """Whether ``suspect`` belongs to ``inc``: it is its root cause or in its
-    blast radius, or it explains its root cause (a deeper cause found later)."""
-    return (
-        inc.root_cause is None
-        or suspect.node in _members(inc)
-        or (inc.root_cause in suspect.explains)
-    )
-
-
 def _connected(a: Incident, b: Incident) -> bool:
     """Whether one incident's root cause explains the other's (or they share it)."""
     if a.root_cause is None or b.root_cause is None:
         return False
-    return a.root_cause in _members(b) or b.root_cause in _members(a)
+    return a.root_cause in b.members or b.root_cause in a.members
 
 
 def _unquiet(

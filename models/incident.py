@@ -91,6 +91,21 @@ class Incident:
     def mttr_s(self) -> float | None:
         return None if self.resolved_at is None else self.resolved_at - self.opened_at
 
+    @property
+    def members(self) -> set[str]:
+        """The components it holds: its root cause and blast radius."""
+        return {*([self.root_cause] if self.root_cause else []), *self.blast_radius}
+
+    def holds(self, suspect: Suspect) -> bool:
+        """Whether ``suspect`` belongs to it: it is its root cause or in its
+        blast radius, or it explains its root cause (a deeper cause found
+        later); anything does while it names no root cause."""
+        return (
+            self.root_cause is None
+            or suspect.node in self.members
+            or self.root_cause in suspect.explains
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, for sinks and reports."""
         return {
@@ -173,11 +188,14 @@ class IncidentTracker:
         if inc is None or inc.status is Status.RESOLVED:
             if not hurting:
                 return []
+            # It comes back soon after: the same incident, unless another
+            # failure, one it does not hold, hurts the users now.
             if (
                 inc is not None
                 and inc.merged_into is None
                 and inc.resolved_at is not None
                 and at - inc.resolved_at <= self.reopen_within_s
+                and (not suspects or inc.holds(suspects[0]))
             ):
                 self._update(status=Status.OPEN, resolved_at=None)
                 why = "users hurt again" if paging else str(dependency)

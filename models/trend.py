@@ -278,6 +278,10 @@ class LatencyCreep:
         self._n_recent += 1
         self._recent += max(self.fast, 1 / self._n_recent) * (y - self._recent)
 
+    def restart_recent(self, y: float) -> None:
+        """The recent level from ``y`` on: what came before is over."""
+        self._recent = y
+
     def learn_baseline(self, y: float) -> None:
         self._n += 1
         weight = 1 / self._n if self._n <= self.warm_up else self.slow
@@ -329,11 +333,14 @@ class CreepWatch:
 
     def drift(self) -> float:
         """How far the recent level is from the baseline the harmful way, in margins."""
+        return self._drift_of(self.level.recent)
+
+    def _drift_of(self, value: float) -> float:
         if not self.level.ready:
             return 0.0
         base = self.level.baseline
         margin = max(self.rel * abs(base), self.floor)
-        delta = self.level.recent - base
+        delta = value - base
         return (-delta if self.lower_is_worse else delta) / margin
 
     def to_state(self) -> dict[str, Any]:
@@ -385,8 +392,13 @@ class CreepWatch:
             self.level.learn_one(value)
         else:
             self.level.update_recent(value)
-        self._calm = self._calm + 1 if self.drift() < 0.5 else 0
+        # Back within half the margin: the smoothed level, or the series
+        # itself. After an outage's spike the smoothed level takes half an
+        # hour to come down; the series is back at once.
+        back = min(self.drift(), self._drift_of(value)) < 0.5
+        self._calm = self._calm + 1 if back else 0
         if self._calm >= self.clear:
+            self.level.restart_recent(value)
             ended = CreepWarning(
                 self.entity,
                 self.metric,

@@ -79,3 +79,17 @@ def test_lower_is_worse_creeps_downward():
         if (c := watch.update(10.0 * i, 10.0 * i, max(0.5, 0.95 - 0.001 * (i - 60))))
     ]
     assert fired and fired[0].direction == "low"
+
+
+def test_a_creep_ends_with_the_outage_it_rode_not_half_an_hour_later():
+    """An outage's spike (latency 250 times its level for 10 min) drags the
+    smoothed level up for half an hour after; the series is back at once,
+    and so is the watch."""
+    watch = CreepWatch("db", "p99_latency_ms", floor=5.0, confirm=6, warm_up=30)
+    for i in range(60):
+        watch.update(10.0 * i, 10.0 * i + 15, 15.0)
+    changes = [c for i in range(60, 120) if (c := watch.update(10.0 * i, 10.0 * i, 4000.0))]
+    assert len(changes) == 1 and changes[0].ended_at is None
+    after = [(i, c) for i in range(120, 420) if (c := watch.update(10.0 * i, 10.0 * i, 15.0))]
+    [(when, ended)] = after  # it ends, and no new one starts
+    assert ended.ended_at is not None and when <= 120 + watch.clear

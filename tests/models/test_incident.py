@@ -283,3 +283,12 @@ def test_the_root_cause_is_never_inside_its_own_blast_radius(tracker):
     inc = tracker.current
     assert inc.root_cause == "user-svc"
     assert "user-svc" not in inc.blast_radius
+
+
+def test_another_failure_soon_after_opens_a_new_incident_not_a_reopening(tracker):
+    first = _resolved(tracker)
+    edge = Suspect("cdn", T + 900, (), (Evidence("cdn/us-west", "error_rate"),))
+    events = tracker.step(T + 1000, True, hurt(0.15), [edge], [])
+    assert kinds(events) == ["opened"]
+    assert tracker.current.root_cause == "cdn" and tracker.current.id != first.id
+    assert tracker.incidents[0].status == "resolved" and len(tracker.incidents) == 2
