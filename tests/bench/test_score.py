@@ -165,3 +165,13 @@ def test_a_deploy_minutes_before_an_unrelated_failure_is_not_its_cause(replayed,
     assert scored["detected"] and scored["sev_correct"] and scored["root_cause_correct"]
     (inc,) = result.incidents
     assert "postgres" not in inc.blast_radius and "user-svc" in inc.blast_radius
+
+
+def test_an_unrelated_failure_soon_after_an_incident_resolved_is_a_new_one(replayed, topology):
+    result = replayed("unrelated-after-resolve", 1)
+    scored = evaluate(result, topology)
+    assert scored["pages"] == 2, [(i.id, i.root_cause) for i in result.incidents]
+    assert scored["detected"] and scored["sev_correct"] and scored["root_cause_correct"]
+    database = result.incidents[0]
+    assert Change.REOPENED not in [e.kind for e in database.timeline]
+    assert database.mttr_s is not None and database.mttr_s < 25 * 60
