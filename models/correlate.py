@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,20 +100,15 @@ def blast_radius(
     behind = topology.upstream[root] & frozenset(starved)
     through = frozenset(affected)
     failing = through - frozenset(starved)
-    return sorted(
-        n
-        for n in through
-        if n != root
-        and (
-            n in behind
-            or (
-                _explains(topology, root, n, through)
-                and (
-                    onsets is None or not _failed_apart(topology, root, n, failing, onsets, apart_s)
-                )
-            )
-        )
-    )
+
+    def explained(n: str) -> bool:
+        if n in behind:
+            return True
+        if not _explains(topology, root, n, through):
+            return False
+        return onsets is None or not _failed_apart(topology, root, n, failing, onsets, apart_s)
+
+    return sorted(n for n in through if n != root and explained(n))
 
 
 def _failed_apart(
@@ -126,11 +121,11 @@ def _failed_apart(
 ) -> bool:
     """Whether ``node`` went wrong after another failure it depends on, one
     apart from ``root``: a failing component ``node`` reaches (directly or
-    through failing components) that ``root`` does not explain, which went
-    wrong ``apart_s`` or more after ``root`` and no later than ``node``. A
-    cascade reaches callers within seconds; a caller that fails minutes
-    later, just after another of its dependencies did, fails because of
-    that one.
+    through failing components) that does not itself reach ``root`` so,
+    which went wrong ``apart_s`` or more after ``root`` and no later than
+    ``node``. A cascade reaches callers within seconds; a caller that fails
+    minutes later, just after another of its dependencies did, fails
+    because of that one.
 
     >>> world = Topology.from_dict({"nodes": {n: {"family": "pods", "entities": [n],
     ...     "depends_on": d} for n, d in {"app": ["svc", "db2"], "svc": ["db"],
@@ -261,7 +256,7 @@ def rank_root_causes(
 def _blamed(
     change: ChangeEvent,
     node: str,
-    broken: Iterable[str],
+    broken: Collection[str],
     onsets: Mapping[str, float],
     evidence: Mapping[str, list[Evidence]],
 ) -> bool:
